@@ -1,0 +1,545 @@
+//! Per-`SSL_CTX` state and the libssl session-cache semantics built on the
+//! core cache.
+//!
+//! How the take-over works: every `SSL_CTX` gets a [`CtxState`] in its
+//! ex_data. On the real ctx we set `SSL_SESS_CACHE_NO_INTERNAL` (so libssl's
+//! own cache stays empty) and install our three hooks as libssl's external
+//! cache callbacks. libssl then asks our get hook on every server lookup,
+//! tells our new hook about every session it would have cached, and tells
+//! our remove hook about every removal it performs itself. The hooks alone
+//! carry the semantics, which matters with a libssl linked `-Bsymbolic`
+//! (upstream's default) whose internal calls never reach our exported
+//! functions; with Debian's libssl, internal calls such as
+//! `SSL_CTX_remove_session` from an alert reach our exports as well.
+//!
+//! The application's own callbacks and cache mode are kept here and never
+//! given to libssl; they run with none of our locks held.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_long, c_uchar, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use once_cell::sync::{Lazy, OnceCell};
+use openssl_sys::{SSL_CTX, SSL_SESSION};
+
+use crate::cache::{DEFAULT_CAPACITY, SessionCache, SessionKey};
+use crate::libssl::{
+    self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
+    SSL_OP_NO_TICKET, Session, SessionRef,
+};
+
+pub const SESS_CACHE_CLIENT: u32 = 0x0001;
+pub const SESS_CACHE_SERVER: u32 = 0x0002;
+pub const SESS_CACHE_NO_AUTO_CLEAR: u32 = 0x0080;
+pub const SESS_CACHE_NO_INTERNAL_LOOKUP: u32 = 0x0100;
+pub const SESS_CACHE_NO_INTERNAL_STORE: u32 = 0x0200;
+pub const SESS_CACHE_NO_INTERNAL: u32 =
+    SESS_CACHE_NO_INTERNAL_LOOKUP | SESS_CACHE_NO_INTERNAL_STORE;
+pub const SESS_CACHE_UPDATE_TIME: u32 = 0x0400;
+
+pub const CTRL_SESS_NUMBER: c_int = 20;
+pub const CTRL_SESS_CONNECT_GOOD: c_int = 22;
+pub const CTRL_SESS_ACCEPT_GOOD: c_int = 25;
+pub const CTRL_SESS_CB_HIT: c_int = 28;
+pub const CTRL_SESS_MISSES: c_int = 29;
+pub const CTRL_SESS_CACHE_FULL: c_int = 31;
+pub const CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
+pub const CTRL_GET_SESS_CACHE_SIZE: c_int = 43;
+pub const CTRL_SET_SESS_CACHE_MODE: c_int = 44;
+pub const CTRL_GET_SESS_CACHE_MODE: c_int = 45;
+
+thread_local! {
+    /// Set while we call libssl's `SSL_CTX_remove_session` only to mark a
+    /// session not resumable (the public API has no other way); our remove
+    /// hook ignores the call it causes.
+    static MARKING_NOT_RESUMABLE: Cell<bool> = const { Cell::new(false) };
+    /// Set while the start-up probe runs libssl's `SSL_CTX_new`.
+    static PROBING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether libssl's internal calls reach our exports (Debian's libssl: yes;
+/// one linked `-Bsymbolic`: no). Decided once by a probe.
+static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
+static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
+
+static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
+static SSL_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx));
+
+/// Every live state, for `SSL_SESSION_set_time`, which must find the cache
+/// a session is in.
+static REGISTRY: RwLock<Vec<Arc<CtxState>>> = RwLock::new(Vec::new());
+
+fn registry_write() -> std::sync::RwLockWriteGuard<'static, Vec<Arc<CtxState>>> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One application callback pointer, stored as an address (0 = unset).
+struct CallbackSlot(AtomicUsize);
+
+impl CallbackSlot {
+    const fn empty() -> CallbackSlot {
+        CallbackSlot(AtomicUsize::new(0))
+    }
+    fn store(&self, addr: usize) {
+        self.0.store(addr, Ordering::Release)
+    }
+    fn load(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A function pointer's address, 0 for `None`.
+macro_rules! cb_addr {
+    ($cb:expr) => {
+        $cb.map_or(0usize, |f| f as usize)
+    };
+}
+
+/// Back from an address to the callback type that was stored there.
+macro_rules! cb_from_addr {
+    ($addr:expr, $fn_type:ty) => {{
+        let addr: usize = $addr;
+        if addr == 0 {
+            None
+        } else {
+            // SAFETY: the address was stored from a non-null function
+            // pointer of exactly this type by the matching setter.
+            Some(unsafe { std::mem::transmute::<usize, $fn_type>(addr) })
+        }
+    }};
+}
+
+/// The session cache of one `SSL_CTX`, with the application's callbacks and
+/// cache mode.
+pub struct CtxState {
+    new_cb: CallbackSlot,
+    remove_cb: CallbackSlot,
+    get_cb: CallbackSlot,
+    /// The cache mode the application set (libssl holds it `| NO_INTERNAL`).
+    mode: AtomicU32,
+    pub cache: SessionCache<SessionRef>,
+}
+
+impl CtxState {
+    pub fn mode(&self) -> u32 {
+        self.mode.load(Ordering::Relaxed)
+    }
+
+    pub fn set_new_cb(&self, cb: NewSessionCb) {
+        self.new_cb.store(cb_addr!(cb))
+    }
+    pub fn set_remove_cb(&self, cb: RemoveSessionCb) {
+        self.remove_cb.store(cb_addr!(cb))
+    }
+    pub fn set_get_cb(&self, cb: GetSessionCb) {
+        self.get_cb.store(cb_addr!(cb))
+    }
+    pub fn new_cb(&self) -> NewSessionCb {
+        cb_from_addr!(self.new_cb.load(), libssl::NewSessionFn)
+    }
+    pub fn remove_cb(&self) -> RemoveSessionCb {
+        cb_from_addr!(self.remove_cb.load(), libssl::RemoveSessionFn)
+    }
+    pub fn get_cb(&self) -> GetSessionCb {
+        cb_from_addr!(self.get_cb.load(), libssl::GetSessionFn)
+    }
+
+    /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
+    pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
+        let Some(key) = sess.key() else {
+            return false;
+        };
+        if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
+            if let Some(real) = libssl::real() {
+                // SAFETY: live session; the real setter only writes its
+                // time fields (libssl's own cache never holds it).
+                unsafe { (real.session_set_time)(sess.as_ptr(), libssl::now() as c_long) };
+            }
+        }
+        // SAFETY: `sess` is live (the caller holds it).
+        let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
+            return false;
+        };
+        let outcome = self.cache.insert(key, handle, sess.expiry());
+        drop(outcome.released);
+        for victim in outcome.evicted {
+            // libssl frees each evicted session right after its callback.
+            self.notify_removed(ctx, victim.as_ptr());
+        }
+        outcome.added
+    }
+
+    /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.
+    pub fn remove_session(&self, ctx: *mut SSL_CTX, sess: Session) -> c_int {
+        let Some(key) = sess.key().filter(|k| !k.id().is_empty()) else {
+            return 0;
+        };
+        let removed = self.cache.remove(&key);
+        // libssl reports the session it was asked about, even when the cache
+        // held a different one under that key, and frees after the callback.
+        self.notify_removed(ctx, sess.as_ptr());
+        c_int::from(removed.is_some())
+    }
+
+    /// libssl removed `sess` itself (an internal call that did not reach our
+    /// export) and already marked it not resumable.
+    pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
+        let removed = sess.key().and_then(|key| self.cache.remove(&key));
+        if let Some(cb) = self.remove_cb() {
+            // SAFETY: the application's callback, with libssl's arguments.
+            unsafe { cb(ctx, sess.as_ptr()) };
+        }
+        drop(removed);
+    }
+
+    /// libssl's `SSL_CTX_flush_sessions`: `t == 0` removes everything.
+    pub fn flush(&self, ctx: *mut SSL_CTX, t: c_long) {
+        let victims = if t == 0 {
+            self.cache.take_all()
+        } else {
+            self.cache.take_expired(t)
+        };
+        // libssl calls every callback first and frees afterwards.
+        for victim in &victims {
+            self.notify_removed(ctx, victim.as_ptr());
+        }
+        drop(victims);
+    }
+
+    /// A removal: the session is marked not resumable and the application's
+    /// remove callback is told.
+    fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+        mark_not_resumable(ctx, sess);
+        if let Some(cb) = self.remove_cb() {
+            // SAFETY: the application's callback, with a live ctx and session.
+            unsafe { cb(ctx, sess) };
+        }
+    }
+
+    /// Server lookup for libssl's `lookup_sess_in_cache`: our cache first,
+    /// then the application's get callback. Returns the session and the
+    /// `*copy` value to give libssl.
+    pub fn lookup(
+        &self,
+        session_ctx: *mut SSL_CTX,
+        conn: Connection,
+        id_ptr: *const c_uchar,
+        id_len: c_int,
+    ) -> (*mut SSL_SESSION, c_int) {
+        let mode = self.mode();
+        if mode & SESS_CACHE_NO_INTERNAL_LOOKUP == 0 {
+            // libssl refuses an over-long ID before it asks the callback.
+            let Ok(len) = usize::try_from(id_len) else {
+                return (std::ptr::null_mut(), 1);
+            };
+            let key = if len == 0 {
+                SessionKey::new(conn.version(), &[])
+            } else if id_ptr.is_null() {
+                None
+            } else {
+                // SAFETY: libssl passes `id_len` readable bytes at `id_ptr`.
+                SessionKey::new(conn.version(), unsafe {
+                    std::slice::from_raw_parts(id_ptr, len)
+                })
+            };
+            let Some(key) = key else {
+                return (std::ptr::null_mut(), 1);
+            };
+            if let Some(found) = self.cache.get(&key) {
+                // Our reference goes to libssl (*copy = 0), as the one
+                // libssl's own lookup would have taken.
+                return (found.into_raw(), 0);
+            }
+        }
+        let Some(app_get) = self.get_cb() else {
+            return (std::ptr::null_mut(), 1);
+        };
+        let mut copy: c_int = 1;
+        // SAFETY: the application's callback with libssl's own arguments;
+        // `copy` is a valid out-parameter preset to 1 as libssl does.
+        let ret = unsafe { app_get(conn.as_ptr(), id_ptr, id_len, &mut copy) };
+        // SAFETY: a session returned by the callback is live; libssl itself
+        // reads it next.
+        if let Some(sess) = unsafe { Session::from_ptr(ret) } {
+            // libssl stores a callback hit in its cache unless told not to,
+            // and ignores a session flagged not resumable.
+            if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 && sess.not_resumable_flag_clear() {
+                self.add_session(session_ctx, sess);
+            }
+        }
+        (ret, copy)
+    }
+
+    /// libssl would store this new session (`ssl_update_cache`): store it
+    /// if the application's mode and libssl's TLS 1.3 rule say so. Returns
+    /// whether the application's new callback should be offered it.
+    pub fn on_new_session(&self, session_ctx: *mut SSL_CTX, conn: Connection, sess: Session) {
+        if self.mode() & SESS_CACHE_NO_INTERNAL_STORE != 0 {
+            return;
+        }
+        let store = !conn.is_tls13()
+            || !conn.is_server()
+            || (conn.max_early_data() > 0 && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0)
+            || self.remove_cb().is_some()
+            || conn.options() & SSL_OP_NO_TICKET != 0;
+        if store {
+            self.add_session(session_ctx, sess);
+        }
+    }
+
+    /// libssl's flush every 255 good handshakes, for a libssl whose own call
+    /// to `SSL_CTX_flush_sessions` does not reach us.
+    pub fn auto_flush_if_due(&self, session_ctx: *mut SSL_CTX, conn: Connection) {
+        if internal_calls_reach_us() {
+            return;
+        }
+        let mode = self.mode();
+        let side = if conn.is_server() {
+            SESS_CACHE_SERVER
+        } else {
+            SESS_CACHE_CLIENT
+        };
+        if mode & SESS_CACHE_NO_AUTO_CLEAR != 0 || mode & side != side {
+            return;
+        }
+        let Some(real) = libssl::real() else { return };
+        let stat = if conn.is_server() {
+            CTRL_SESS_ACCEPT_GOOD
+        } else {
+            CTRL_SESS_CONNECT_GOOD
+        };
+        // SAFETY: live ctx; a statistics read.
+        let good = unsafe { (real.ctx_ctrl)(session_ctx, stat, 0, std::ptr::null_mut()) };
+        if good & 0xff == 0xff {
+            self.flush(session_ctx, libssl::now() as c_long);
+        }
+    }
+
+    /// The cache commands of `SSL_CTX_ctrl`; `None` for every other command.
+    pub fn ctrl(&self, ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
+        let real = libssl::real()?;
+        // SAFETY: live ctx; reads one of libssl's own counters.
+        let real_stat = || unsafe { (real.ctx_ctrl)(ctx, cmd, 0, std::ptr::null_mut()) };
+        let stats = self.cache.stats();
+        Some(match cmd {
+            CTRL_SET_SESS_CACHE_SIZE => {
+                let Ok(size) = usize::try_from(larg) else {
+                    return Some(0);
+                };
+                self.cache.set_capacity(size) as c_long
+            }
+            CTRL_GET_SESS_CACHE_SIZE => self.cache.capacity() as c_long,
+            CTRL_SET_SESS_CACHE_MODE => {
+                let mode = larg as u32;
+                let previous = self.mode.swap(mode, Ordering::Relaxed);
+                // SAFETY: live ctx; libssl keeps NO_INTERNAL so its own
+                // cache stays unused whatever the application asks.
+                unsafe {
+                    (real.ctx_ctrl)(
+                        ctx,
+                        CTRL_SET_SESS_CACHE_MODE,
+                        c_long::from(mode | SESS_CACHE_NO_INTERNAL),
+                        std::ptr::null_mut(),
+                    )
+                };
+                c_long::from(previous)
+            }
+            CTRL_GET_SESS_CACHE_MODE => c_long::from(self.mode()),
+            CTRL_SESS_NUMBER => self.cache.len() as c_long,
+            // libssl counts our internal hits as callback hits, since they
+            // reach it through our get hook.
+            CTRL_SESS_CB_HIT => real_stat().saturating_sub(stats.hits as c_long).max(0),
+            // libssl counts client-side misses itself; server lookups are ours.
+            CTRL_SESS_MISSES => real_stat().saturating_add(stats.misses as c_long),
+            CTRL_SESS_CACHE_FULL => stats.evictions as c_long,
+            _ => return None,
+        })
+    }
+}
+
+/// Marks `sess` not resumable by letting libssl's own
+/// `SSL_CTX_remove_session` do it (its cache does not hold the session, so
+/// that is all it does); our remove hook ignores the call.
+fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    let Some(real) = libssl::real() else { return };
+    MARKING_NOT_RESUMABLE.with(|m| m.set(true));
+    // SAFETY: live ctx and session; the real function takes its own lock,
+    // none of ours is held.
+    unsafe { (real.ctx_remove_session)(ctx, sess) };
+    MARKING_NOT_RESUMABLE.with(|m| m.set(false));
+}
+
+pub fn marking_not_resumable() -> bool {
+    MARKING_NOT_RESUMABLE.with(|m| m.get())
+}
+
+/// The state of `ctx`, if it is one of ours.
+///
+/// # Safety
+/// `ctx` must be a live `SSL_CTX` for all of `'a`.
+pub unsafe fn state_of<'a>(ctx: *mut SSL_CTX) -> Option<&'a CtxState> {
+    if ctx.is_null() {
+        return None;
+    }
+    let idx = (*CTX_INDEX)?;
+    // SAFETY: live ctx per the contract.
+    let p = unsafe { libssl::ctx_ex_data(ctx, idx) }.cast::<CtxState>();
+    // SAFETY: a non-null value at our index is an `Arc<CtxState>` we put
+    // there, released only by the ex_data free callback when the ctx goes.
+    unsafe { p.as_ref() }
+}
+
+/// The `SSL_CTX` whose cache a connection uses: the one it was created with,
+/// even after `SSL_set_SSL_CTX` (libssl's `session_ctx`).
+pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
+    if let Some(idx) = *SSL_INDEX {
+        let recorded = conn.ex_data(idx);
+        if !recorded.is_null() {
+            return recorded.cast();
+        }
+    }
+    conn.current_ctx()
+}
+
+/// Called before a connection switches `SSL_CTX`: remembers its session ctx
+/// the first time.
+pub fn remember_session_ctx(conn: Connection) {
+    let Some(idx) = *SSL_INDEX else { return };
+    if conn.ex_data(idx).is_null() {
+        conn.set_ex_data(idx, conn.current_ctx().cast());
+    }
+}
+
+/// Takes over the cache of a newly created ctx.
+///
+/// # Safety
+/// `ctx` must be a live `SSL_CTX` that nobody else uses yet.
+pub unsafe fn attach(ctx: *mut SSL_CTX) {
+    if PROBING.with(|p| p.get()) {
+        PROBE_REACHED.store(true, Ordering::Relaxed);
+        return;
+    }
+    let (Some(real), Some(idx)) = (libssl::real(), *CTX_INDEX) else {
+        return;
+    };
+    // SAFETY: live ctx per the contract.
+    if unsafe { state_of(ctx) }.is_some() {
+        return;
+    }
+    internal_calls_reach_us();
+    // SAFETY: live ctx; reads its defaults.
+    let (mode, size) = unsafe {
+        (
+            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_MODE, 0, std::ptr::null_mut()),
+            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_SIZE, 0, std::ptr::null_mut()),
+        )
+    };
+    let state = Arc::new(CtxState {
+        new_cb: CallbackSlot::empty(),
+        remove_cb: CallbackSlot::empty(),
+        get_cb: CallbackSlot::empty(),
+        mode: AtomicU32::new(mode as u32),
+        cache: SessionCache::new(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
+    });
+    let raw = Arc::into_raw(Arc::clone(&state));
+    // SAFETY: live ctx; the pointer is released by `free_ctx_state`.
+    if !unsafe { libssl::set_ctx_ex_data(ctx, idx, raw.cast_mut().cast()) } {
+        // SAFETY: `raw` came from `Arc::into_raw` just above and was not stored.
+        drop(unsafe { Arc::from_raw(raw) });
+        return; // libssl keeps its own cache for this ctx
+    }
+    registry_write().push(state);
+    // SAFETY: live ctx; installs our hooks and disables libssl's own store
+    // and lookup.
+    unsafe {
+        (real.set_new_cb)(ctx, Some(crate::ffi::new_session_hook));
+        (real.set_remove_cb)(ctx, Some(crate::ffi::remove_session_hook));
+        (real.set_get_cb)(ctx, Some(crate::ffi::get_session_hook));
+        (real.ctx_ctrl)(
+            ctx,
+            CTRL_SET_SESS_CACHE_MODE,
+            c_long::from(mode as u32 | SESS_CACHE_NO_INTERNAL),
+            std::ptr::null_mut(),
+        );
+    }
+}
+
+/// Whether libssl's internal calls reach our exports; probed once by
+/// creating a throw-away ctx with libssl's `SSL_CTX_new`, which calls
+/// `SSL_CTX_new_ex` internally.
+pub fn internal_calls_reach_us() -> bool {
+    *INTERNAL_CALLS_REACH_US.get_or_init(|| {
+        let Some(real) = libssl::real() else {
+            return false;
+        };
+        PROBING.with(|p| p.set(true));
+        // SAFETY: plain ctx creation and release through libssl.
+        unsafe {
+            let probe = (real.ctx_new)(libssl::tls_method());
+            PROBING.with(|p| p.set(false));
+            if !probe.is_null() {
+                openssl_sys::SSL_CTX_free(probe);
+            }
+        }
+        PROBING.with(|p| p.set(false));
+        PROBE_REACHED.load(Ordering::Relaxed)
+    })
+}
+
+/// Re-positions `sess` in whichever cache holds it, after its time or
+/// timeout changed (libssl re-links it in its owner's list).
+pub fn session_times_changed(sess: Session) {
+    let Some(key) = sess.key() else { return };
+    let expiry = sess.expiry();
+    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    for state in states.iter() {
+        if state
+            .cache
+            .reposition_where(&key, expiry, |s| s.as_ptr() == sess.as_ptr())
+        {
+            break;
+        }
+    }
+}
+
+/// ex_data free callback for our ctx index: the ctx is going away.
+unsafe extern "C" fn free_ctx_state(
+    parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    if ptr.is_null() {
+        return;
+    }
+    crate::ffi::boundary((), || {
+        // SAFETY: the value at our index is the `Arc` stored by `attach`;
+        // libssl calls this once, when the ctx is freed.
+        let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
+        // With Debian's libssl, SSL_CTX_free's flush reached our export and
+        // the cache is empty already; otherwise the sessions go now, still
+        // through the application's remove callback.
+        state.flush(parent.cast(), 0);
+        registry_write().retain(|s| !Arc::ptr_eq(s, &state));
+    })
+}
+
+/// ex_data dup callback for our SSL index: `SSL_dup` makes a connection
+/// whose session ctx is the original's current ctx, so nothing is copied.
+unsafe extern "C" fn dup_clears_session_ctx(
+    _to: *mut openssl_sys::CRYPTO_EX_DATA,
+    _from: *const openssl_sys::CRYPTO_EX_DATA,
+    from_d: *mut *mut c_void,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) -> c_int {
+    if !from_d.is_null() {
+        // SAFETY: libssl passes a valid pointer to the value to copy.
+        unsafe { *from_d = std::ptr::null_mut() };
+    }
+    1
+}

@@ -1,0 +1,41 @@
+//! sesscache: libssl's server-side session cache, served from Rust.
+//!
+//! Loaded into an OpenSSL 3.0 process (`LD_PRELOAD`, or linked before
+//! `-lssl`), this library exports libssl's session-cache functions under
+//! their own names. Every `SSL_CTX` created from then on keeps its sessions
+//! in a [`cache::SessionCache`] instead of libssl's internal one, and the
+//! application's external-cache callbacks (`SSL_CTX_sess_set_new_cb` and
+//! friends) are invoked by sesscache exactly as libssl would invoke them.
+//!
+//! Layout: [`cache`] is the pure-Rust core; `context` holds the libssl
+//! semantics per `SSL_CTX`; `ffi` is the exported C ABI; `libssl` owns all
+//! access to the real libssl.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod cache;
+mod context;
+mod diag;
+mod ffi;
+mod libssl;
+
+/// Says once on stderr when the library is loaded as a shared object but
+/// the process reaches libssl's own `SSL_CTX_new` first (linked after
+/// `-lssl`): then nothing of sesscache is in use.
+extern "C" fn warn_if_bypassed() {
+    let ours = ffi::SSL_CTX_new as *const std::ffi::c_void;
+    if libssl::loaded_from_shared_object(ours, b"libsesscache")
+        && libssl::global_definition_differs(b"SSL_CTX_new\0", ours)
+    {
+        diag::warn_once(
+            "sesscache: loaded, but the process calls libssl's own SSL_CTX_new: \
+             link -lsesscache before -lssl or use LD_PRELOAD; the session cache is libssl's",
+        );
+    }
+}
+
+// SAFETY: a constructor run by the dynamic loader once at load time; it only
+// looks symbols up and may write one line to stderr.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static WARN_IF_BYPASSED: extern "C" fn() = warn_if_bypassed;

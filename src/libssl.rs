@@ -1,0 +1,404 @@
+//! The one module that touches the machine's real libssl.
+//!
+//! Functions that this library also exports (`SSL_CTX_ctrl`,
+//! `SSL_CTX_remove_session`, …) are reached only through
+//! `dlsym(RTLD_NEXT, …)`: calling them by name would call ourselves. Every
+//! other libssl/libcrypto function is called by name through `openssl-sys`
+//! or the small `extern` block below.
+
+use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
+use std::ptr::NonNull;
+
+use once_cell::sync::Lazy;
+use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
+
+use crate::cache::{CachedSession, Expiry, SessionKey};
+
+pub type NewSessionFn = unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int;
+pub type RemoveSessionFn = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION);
+pub type GetSessionFn =
+    unsafe extern "C" fn(*mut SSL, *const c_uchar, c_int, *mut c_int) -> *mut SSL_SESSION;
+// The nullable forms, spelled out (not `Option<NewSessionFn>`) so that
+// cbindgen writes them into the header as plain function-pointer typedefs.
+pub type NewSessionCb = Option<unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int>;
+pub type RemoveSessionCb = Option<unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION)>;
+pub type GetSessionCb =
+    Option<unsafe extern "C" fn(*mut SSL, *const c_uchar, c_int, *mut c_int) -> *mut SSL_SESSION>;
+
+type ExFree = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_void,
+    *mut openssl_sys::CRYPTO_EX_DATA,
+    c_int,
+    c_long,
+    *mut c_void,
+);
+type ExDup = unsafe extern "C" fn(
+    *mut openssl_sys::CRYPTO_EX_DATA,
+    *const openssl_sys::CRYPTO_EX_DATA,
+    *mut *mut c_void,
+    c_int,
+    c_long,
+    *mut c_void,
+) -> c_int;
+
+// libssl/libcrypto 3.0 functions that openssl-sys does not declare, or
+// declares with a signature that does not fit our use.
+unsafe extern "C" {
+    fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
+    fn SSL_SESSION_has_ticket(s: *const SSL_SESSION) -> c_int;
+    fn SSL_get_options(s: *const SSL) -> u64;
+    fn SSL_is_dtls(s: *const SSL) -> c_int;
+    fn SSL_is_server(s: *const SSL) -> c_int;
+    fn CRYPTO_get_ex_new_index(
+        class_index: c_int,
+        argl: c_long,
+        argp: *mut c_void,
+        new_func: *const c_void,
+        dup_func: Option<ExDup>,
+        free_func: Option<ExFree>,
+    ) -> c_int;
+}
+
+const CRYPTO_EX_INDEX_SSL: c_int = 0;
+const CRYPTO_EX_INDEX_SSL_CTX: c_int = 1;
+
+pub const TLS1_3_VERSION: c_int = 0x0304;
+pub const TLS_ANY_VERSION: c_int = 0x10000;
+pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
+pub const SSL_OP_NO_ANTI_REPLAY: u64 = 1 << 24;
+
+fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
+    debug_assert_eq!(name.last(), Some(&0));
+    // SAFETY: `name` is a NUL-terminated static string; RTLD_NEXT asks the
+    // dynamic linker for the next definition after this library.
+    NonNull::new(unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) })
+}
+
+/// Declares [`Real`] and its resolution from one list, so a field's type is
+/// written once.
+macro_rules! real_functions {
+    ($($field:ident = $name:literal: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// The real libssl entry points that we also export.
+        pub struct Real {
+            $(pub $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+        }
+
+        fn resolve_real() -> Option<Real> {
+            Some(Real {
+                $($field: {
+                    let sym = next_symbol(concat!($name, "\0").as_bytes())?;
+                    // SAFETY: the symbol is libssl 3.0's function of that
+                    // name, whose C prototype is exactly this type.
+                    unsafe {
+                        std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) $(-> $ret)?>(
+                            sym.as_ptr(),
+                        )
+                    }
+                },)*
+            })
+        }
+    };
+}
+
+real_functions! {
+    ctx_new = "SSL_CTX_new": fn(*const SSL_METHOD) -> *mut SSL_CTX;
+    ctx_new_ex = "SSL_CTX_new_ex": fn(*mut OSSL_LIB_CTX, *const c_char, *const SSL_METHOD) -> *mut SSL_CTX;
+    ctx_ctrl = "SSL_CTX_ctrl": fn(*mut SSL_CTX, c_int, c_long, *mut c_void) -> c_long;
+    ctx_remove_session = "SSL_CTX_remove_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
+    ctx_flush_sessions = "SSL_CTX_flush_sessions": fn(*mut SSL_CTX, c_long);
+    ctx_add_session = "SSL_CTX_add_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
+    has_matching_session_id = "SSL_has_matching_session_id": fn(*const SSL, *const c_uchar, c_uint) -> c_int;
+    session_set_time = "SSL_SESSION_set_time": fn(*mut SSL_SESSION, c_long) -> c_long;
+    session_set_timeout = "SSL_SESSION_set_timeout": fn(*mut SSL_SESSION, c_long) -> c_long;
+    set_ssl_ctx = "SSL_set_SSL_CTX": fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
+    set_new_cb = "SSL_CTX_sess_set_new_cb": fn(*mut SSL_CTX, NewSessionCb);
+    set_remove_cb = "SSL_CTX_sess_set_remove_cb": fn(*mut SSL_CTX, RemoveSessionCb);
+    set_get_cb = "SSL_CTX_sess_set_get_cb": fn(*mut SSL_CTX, GetSessionCb);
+    get_new_cb = "SSL_CTX_sess_get_new_cb": fn(*mut SSL_CTX) -> NewSessionCb;
+    get_remove_cb = "SSL_CTX_sess_get_remove_cb": fn(*mut SSL_CTX) -> RemoveSessionCb;
+    get_get_cb = "SSL_CTX_sess_get_get_cb": fn(*mut SSL_CTX) -> GetSessionCb;
+}
+
+static REAL: Lazy<Option<Real>> = Lazy::new(|| {
+    let real = resolve_real();
+    if real.is_none() {
+        crate::diag::warn_once(
+            "sesscache: libssl's own functions were not found after this library; every call fails",
+        );
+    }
+    real
+});
+
+/// The real libssl, or `None` when it cannot be found (then every export
+/// gives libssl's failure answer).
+pub fn real() -> Option<&'static Real> {
+    REAL.as_ref()
+}
+
+/// Whether `name` resolves, in the global lookup order, to a definition
+/// other than `ours` — i.e. the application reaches libssl first and this
+/// library is bypassed.
+pub fn global_definition_differs(name: &'static [u8], ours: *const c_void) -> bool {
+    debug_assert_eq!(name.last(), Some(&0));
+    // SAFETY: NUL-terminated static name; RTLD_DEFAULT is the global scope.
+    let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast()) };
+    !found.is_null() && found.cast_const() != ours
+}
+
+/// One reference to an `SSL_SESSION`: cloning takes a reference
+/// (`SSL_SESSION_up_ref`), dropping releases it (`SSL_SESSION_free`).
+pub struct SessionRef(NonNull<SSL_SESSION>);
+
+// SAFETY: SSL_SESSION reference counting is atomic in libssl 3.0, and the
+// fields we read through it (ID, version, time) are read-only while cached.
+unsafe impl Send for SessionRef {}
+// SAFETY: see Send; shared access only reads.
+unsafe impl Sync for SessionRef {}
+
+impl SessionRef {
+    /// Takes a new reference to `sess`.
+    ///
+    /// # Safety
+    /// `sess` must be NULL or a live `SSL_SESSION`.
+    pub unsafe fn up_ref(sess: *mut SSL_SESSION) -> Option<SessionRef> {
+        let sess = NonNull::new(sess)?;
+        // SAFETY: live session per the contract.
+        unsafe { openssl_sys::SSL_SESSION_up_ref(sess.as_ptr()) };
+        Some(SessionRef(sess))
+    }
+
+    pub fn as_ptr(&self) -> *mut SSL_SESSION {
+        self.0.as_ptr()
+    }
+
+    /// Gives up ownership of the reference, e.g. to libssl.
+    pub fn into_raw(self) -> *mut SSL_SESSION {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Clone for SessionRef {
+    fn clone(&self) -> SessionRef {
+        // SAFETY: we hold a reference, so the session is alive.
+        unsafe { openssl_sys::SSL_SESSION_up_ref(self.0.as_ptr()) };
+        SessionRef(self.0)
+    }
+}
+
+impl Drop for SessionRef {
+    fn drop(&mut self) {
+        // SAFETY: releases the one reference this value owns.
+        unsafe { openssl_sys::SSL_SESSION_free(self.0.as_ptr()) }
+    }
+}
+
+impl CachedSession for SessionRef {
+    fn is_same(&self, other: &SessionRef) -> bool {
+        self.0 == other.0
+    }
+}
+
+/// Borrowed view of a live `SSL_SESSION`, for reading it.
+#[derive(Clone, Copy)]
+pub struct Session(NonNull<SSL_SESSION>);
+
+impl Session {
+    /// # Safety
+    /// `sess` must be NULL or a session that stays alive while the view is used.
+    pub unsafe fn from_ptr(sess: *mut SSL_SESSION) -> Option<Session> {
+        NonNull::new(sess).map(Session)
+    }
+
+    pub fn as_ptr(self) -> *mut SSL_SESSION {
+        self.0.as_ptr()
+    }
+
+    /// Runs `f` on the session's ID bytes (at most 32).
+    fn with_id<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut len: c_uint = 0;
+        // SAFETY: live session; libssl returns a pointer into the session's
+        // own ID buffer, which stays valid while the session does.
+        let p = unsafe { openssl_sys::SSL_SESSION_get_id(self.as_ptr(), &mut len) };
+        if p.is_null() || len == 0 {
+            return f(&[]);
+        }
+        // SAFETY: libssl guarantees `len` bytes at `p`; the slice does not
+        // outlive this call.
+        f(unsafe { std::slice::from_raw_parts(p, len as usize) })
+    }
+
+    pub fn has_empty_id(self) -> bool {
+        self.with_id(|id| id.is_empty())
+    }
+
+    pub fn key(self) -> Option<SessionKey> {
+        // SAFETY: live session.
+        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
+        self.with_id(|id| SessionKey::new(version, id))
+    }
+
+    pub fn expiry(self) -> Expiry {
+        // SAFETY: live session.
+        let (time, timeout) = unsafe {
+            (
+                openssl_sys::SSL_SESSION_get_time(self.as_ptr()),
+                openssl_sys::SSL_SESSION_get_timeout(self.as_ptr()),
+            )
+        };
+        Expiry::from_time_and_timeout(time, timeout)
+    }
+
+    pub fn is_resumable(self) -> bool {
+        // SAFETY: live session.
+        unsafe { SSL_SESSION_is_resumable(self.as_ptr()) == 1 }
+    }
+
+    /// Whether libssl's private `not_resumable` flag can be clear: libssl
+    /// reads the flag alone, but the public API only reports it together
+    /// with "has an ID or a ticket". A session with neither is taken as
+    /// unflagged.
+    pub fn not_resumable_flag_clear(self) -> bool {
+        // SAFETY: live session.
+        let has_ticket = unsafe { SSL_SESSION_has_ticket(self.as_ptr()) } == 1;
+        self.is_resumable() || (self.has_empty_id() && !has_ticket)
+    }
+}
+
+/// Borrowed view of a live `SSL` connection.
+#[derive(Clone, Copy)]
+pub struct Connection(NonNull<SSL>);
+
+impl Connection {
+    /// # Safety
+    /// `ssl` must be NULL or a connection that stays alive while the view is used.
+    pub unsafe fn from_ptr(ssl: *mut SSL) -> Option<Connection> {
+        NonNull::new(ssl).map(Connection)
+    }
+
+    pub fn as_ptr(self) -> *mut SSL {
+        self.0.as_ptr()
+    }
+
+    pub fn version(self) -> c_int {
+        // SAFETY: live connection.
+        unsafe { openssl_sys::SSL_version(self.as_ptr()) }
+    }
+
+    /// libssl's `SSL_IS_TLS13`.
+    pub fn is_tls13(self) -> bool {
+        // SAFETY: live connection.
+        let dtls = unsafe { SSL_is_dtls(self.as_ptr()) } == 1;
+        let v = self.version();
+        !dtls && v >= TLS1_3_VERSION && v != TLS_ANY_VERSION
+    }
+
+    pub fn is_server(self) -> bool {
+        // SAFETY: live connection.
+        unsafe { SSL_is_server(self.as_ptr()) == 1 }
+    }
+
+    pub fn options(self) -> u64 {
+        // SAFETY: live connection.
+        unsafe { SSL_get_options(self.as_ptr()) }
+    }
+
+    pub fn max_early_data(self) -> u32 {
+        // SAFETY: live connection.
+        unsafe { openssl_sys::SSL_get_max_early_data(self.as_ptr()) }
+    }
+
+    /// The `SSL_CTX` the connection currently uses (changes with `SSL_set_SSL_CTX`).
+    pub fn current_ctx(self) -> *mut SSL_CTX {
+        // SAFETY: live connection.
+        unsafe { openssl_sys::SSL_get_SSL_CTX(self.as_ptr()) }
+    }
+
+    pub fn ex_data(self, idx: c_int) -> *mut c_void {
+        // SAFETY: live connection; an unset index reads as NULL.
+        unsafe { openssl_sys::SSL_get_ex_data(self.as_ptr(), idx) }
+    }
+
+    pub fn set_ex_data(self, idx: c_int, data: *mut c_void) -> bool {
+        // SAFETY: live connection, index from `new_ssl_index`.
+        unsafe { openssl_sys::SSL_set_ex_data(self.as_ptr(), idx, data) == 1 }
+    }
+}
+
+/// Allocates an `SSL_CTX` ex_data index whose free callback is `free`.
+pub fn new_ctx_index(free: ExFree) -> Option<c_int> {
+    // SAFETY: plain registration call; no new/dup callbacks.
+    let idx = unsafe {
+        CRYPTO_get_ex_new_index(
+            CRYPTO_EX_INDEX_SSL_CTX,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            None,
+            Some(free),
+        )
+    };
+    (idx >= 0).then_some(idx)
+}
+
+/// Allocates an `SSL` ex_data index whose dup callback is `dup`.
+pub fn new_ssl_index(dup: ExDup) -> Option<c_int> {
+    // SAFETY: plain registration call.
+    let idx = unsafe {
+        CRYPTO_get_ex_new_index(
+            CRYPTO_EX_INDEX_SSL,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            Some(dup),
+            None,
+        )
+    };
+    (idx >= 0).then_some(idx)
+}
+
+/// # Safety
+/// `ctx` must be a live `SSL_CTX`.
+pub unsafe fn ctx_ex_data(ctx: *mut SSL_CTX, idx: c_int) -> *mut c_void {
+    // SAFETY: live ctx per the contract; unset reads as NULL.
+    unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx, idx) }
+}
+
+/// # Safety
+/// `ctx` must be a live `SSL_CTX`.
+pub unsafe fn set_ctx_ex_data(ctx: *mut SSL_CTX, idx: c_int, data: *mut c_void) -> bool {
+    // SAFETY: live ctx per the contract.
+    unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx, idx, data) == 1 }
+}
+
+/// A method for the start-up probe ctx.
+pub fn tls_method() -> *const SSL_METHOD {
+    // SAFETY: returns a static table.
+    unsafe { openssl_sys::TLS_method() }
+}
+
+/// `time(NULL)`.
+pub fn now() -> i64 {
+    // SAFETY: time(NULL) has no preconditions.
+    unsafe { libc::time(std::ptr::null_mut()) }
+}
+
+/// Whether `addr` lies in a shared object whose file name contains `name`
+/// (and not, say, in an executable the library was linked into statically).
+pub fn loaded_from_shared_object(addr: *const c_void, name: &[u8]) -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr fills `info` for any address; zeroed is a valid Dl_info.
+    if unsafe { libc::dladdr(addr, info.as_mut_ptr()) } == 0 {
+        return false;
+    }
+    // SAFETY: dladdr succeeded, so `info` is initialised.
+    let info = unsafe { info.assume_init() };
+    if info.dli_fname.is_null() {
+        return false;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_bytes();
+    path.windows(name.len()).any(|w| w == name)
+}
