@@ -247,6 +247,7 @@ impl CtxState {
                 return (std::ptr::null_mut(), 1);
             };
             if let Some(found) = self.cache.get(&key) {
+                lend_for_anti_replay(session_ctx, conn, found.as_ptr());
                 // Our reference goes to libssl (*copy = 0), as the one
                 // libssl's own lookup would have taken.
                 return (found.into_raw(), 0);
@@ -266,6 +267,7 @@ impl CtxState {
             // and ignores a session flagged not resumable.
             if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 && sess.not_resumable_flag_clear() {
                 self.add_session(session_ctx, sess);
+                lend_for_anti_replay(session_ctx, conn, ret);
             }
         }
         (ret, copy)
@@ -339,7 +341,7 @@ impl CtxState {
                     (real.ctx_ctrl)(
                         ctx,
                         CTRL_SET_SESS_CACHE_MODE,
-                        c_long::from(mode | SESS_CACHE_NO_INTERNAL),
+                        mode_for_libssl(mode),
                         std::ptr::null_mut(),
                     )
                 };
@@ -356,6 +358,33 @@ impl CtxState {
             _ => return None,
         })
     }
+}
+
+/// TLS 1.3 early-data anti-replay: right after the lookup, libssl calls
+/// `SSL_CTX_remove_session` and accepts the ticket only if that returns 1.
+/// Where that internal call does not reach our export (`-Bsymbolic`), the
+/// session is put in libssl's own table for that one call; libssl removes it
+/// at once and our remove hook then drops it from our cache as well.
+fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut SSL_SESSION) {
+    let anti_replay = conn.is_tls13()
+        && conn.is_server()
+        && conn.max_early_data() > 0
+        && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0;
+    if !anti_replay || internal_calls_reach_us() {
+        return;
+    }
+    if let Some(real) = libssl::real() {
+        // SAFETY: live ctx and session; libssl's own add takes its own
+        // reference and lock.
+        unsafe { (real.ctx_add_session)(session_ctx, sess) };
+    }
+}
+
+/// The cache mode libssl itself holds for a ctx: its own store and lookup
+/// off; `UPDATE_TIME` is applied by us (libssl's own add must not apply it a
+/// second time).
+fn mode_for_libssl(app_mode: u32) -> c_long {
+    c_long::from((app_mode & !SESS_CACHE_UPDATE_TIME) | SESS_CACHE_NO_INTERNAL)
 }
 
 /// Marks `sess` not resumable by letting libssl's own
@@ -459,7 +488,7 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         (real.ctx_ctrl)(
             ctx,
             CTRL_SET_SESS_CACHE_MODE,
-            c_long::from(mode as u32 | SESS_CACHE_NO_INTERNAL),
+            mode_for_libssl(mode as u32),
             std::ptr::null_mut(),
         );
     }
