@@ -24,6 +24,7 @@ use once_cell::sync::{Lazy, OnceCell};
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use crate::cache::{DEFAULT_CAPACITY, SessionCache, SessionKey};
+use crate::diag::{self, Event};
 use crate::libssl::{
     self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
     SSL_OP_NO_TICKET, Session, SessionRef,
@@ -162,10 +163,16 @@ impl CtxState {
             return false;
         };
         let outcome = self.cache.insert(key, handle, sess.expiry());
+        if outcome.added {
+            if !outcome.released.is_empty() {
+                log_session(Event::Replace, ctx, sess.as_ptr());
+            }
+            log_session(Event::Add, ctx, sess.as_ptr());
+        }
         drop(outcome.released);
         for victim in outcome.evicted {
             // libssl frees each evicted session right after its callback.
-            self.notify_removed(ctx, victim.as_ptr());
+            self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
         }
         outcome.added
     }
@@ -178,7 +185,7 @@ impl CtxState {
         let removed = self.cache.remove(&key);
         // libssl reports the session it was asked about, even when the cache
         // held a different one under that key, and frees after the callback.
-        self.notify_removed(ctx, sess.as_ptr());
+        self.notify_removed(ctx, sess.as_ptr(), Event::Remove);
         c_int::from(removed.is_some())
     }
 
@@ -186,6 +193,7 @@ impl CtxState {
     /// export) and already marked it not resumable.
     pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
+        log_session(Event::Remove, ctx, sess.as_ptr());
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with libssl's arguments.
             unsafe { cb(ctx, sess.as_ptr()) };
@@ -195,21 +203,29 @@ impl CtxState {
 
     /// libssl's `SSL_CTX_flush_sessions`: `t == 0` removes everything.
     pub fn flush(&self, ctx: *mut SSL_CTX, t: c_long) {
-        let victims = if t == 0 {
-            self.cache.take_all()
+        if t == 0 {
+            self.flush_all(ctx, Event::FlushAll)
         } else {
-            self.cache.take_expired(t)
-        };
-        // libssl calls every callback first and frees afterwards.
+            self.notify_all_removed(ctx, self.cache.take_expired(t), Event::Expire)
+        }
+    }
+
+    fn flush_all(&self, ctx: *mut SSL_CTX, event: Event) {
+        self.notify_all_removed(ctx, self.cache.take_all(), event)
+    }
+
+    /// libssl calls every callback of a flush first and frees afterwards.
+    fn notify_all_removed(&self, ctx: *mut SSL_CTX, victims: Vec<SessionRef>, event: Event) {
         for victim in &victims {
-            self.notify_removed(ctx, victim.as_ptr());
+            self.notify_removed(ctx, victim.as_ptr(), event);
         }
         drop(victims);
     }
 
     /// A removal: the session is marked not resumable and the application's
     /// remove callback is told.
-    fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, event: Event) {
+        log_session(event, ctx, sess);
         mark_not_resumable(ctx, sess);
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with a live ctx and session.
@@ -247,11 +263,13 @@ impl CtxState {
                 return (std::ptr::null_mut(), 1);
             };
             if let Some(found) = self.cache.get(&key) {
+                log_id(Event::Hit, session_ctx, key.id());
                 lend_for_anti_replay(session_ctx, conn, found.as_ptr());
                 // Our reference goes to libssl (*copy = 0), as the one
                 // libssl's own lookup would have taken.
                 return (found.into_raw(), 0);
             }
+            log_id(Event::Miss, session_ctx, key.id());
         }
         let Some(app_get) = self.get_cb() else {
             return (std::ptr::null_mut(), 1);
@@ -265,6 +283,9 @@ impl CtxState {
         if let Some(sess) = unsafe { Session::from_ptr(ret) } {
             // libssl stores a callback hit in its cache unless told not to,
             // and ignores a session flagged not resumable.
+            if sess.not_resumable_flag_clear() {
+                log_session(Event::CallbackHit, session_ctx, ret);
+            }
             if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 && sess.not_resumable_flag_clear() {
                 self.add_session(session_ctx, sess);
                 lend_for_anti_replay(session_ctx, conn, ret);
@@ -357,6 +378,22 @@ impl CtxState {
             CTRL_SESS_CACHE_FULL => stats.evictions as c_long,
             _ => return None,
         })
+    }
+}
+
+fn log_id(event: Event, ctx: *mut SSL_CTX, id: &[u8]) {
+    if diag::logging() {
+        diag::log_event(event, ctx.cast_const().cast(), id);
+    }
+}
+
+fn log_session(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    if !diag::logging() {
+        return;
+    }
+    // SAFETY: callers pass a session they hold or were handed by libssl.
+    if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
+        diag::log_event(event, ctx.cast_const().cast(), key.id());
     }
 }
 
@@ -551,7 +588,7 @@ unsafe extern "C" fn free_ctx_state(
         // With Debian's libssl, SSL_CTX_free's flush reached our export and
         // the cache is empty already; otherwise the sessions go now, still
         // through the application's remove callback.
-        state.flush(parent.cast(), 0);
+        state.flush_all(parent.cast(), Event::CtxFree);
         registry_write().retain(|s| !Arc::ptr_eq(s, &state));
     })
 }

@@ -1,0 +1,211 @@
+/*
+ * demo: a TLS server and client on 127.0.0.1 that use libssl's server-side
+ * session cache, written against plain libssl's API only.
+ *
+ * `make demo` runs it twice: once with the machine's libssl alone, once with
+ * libsesscache preloaded (and SESSCACHE_LOG=1, so the library prints each
+ * cache event). The application sees the same thing both times; the second
+ * time the cache is sesscache's.
+ *
+ * The server keeps sessions in its internal cache (SSL_OP_NO_TICKET, so TLS
+ * 1.3 uses stateful tickets and resumption really comes from the cache) and
+ * installs new/remove callbacks that print. The client connects four times
+ * per protocol version, each time offering the previous session.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "sesscache.h"
+
+#define CONNECTIONS 4
+
+static void die(const char *what)
+{
+    fprintf(stderr, "demo: %s failed\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(1);
+}
+
+static const char *hex4(const unsigned char *id, unsigned int len)
+{
+    static char buf[16];
+    buf[0] = '\0';
+    for (unsigned int i = 0; i < len && i < 4; i++)
+        sprintf(buf + 2 * i, "%02x", id[i]);
+    return buf;
+}
+
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    unsigned int len;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+    (void)ssl;
+    printf("  server new_session_cb: session %s… cached\n", hex4(id, len));
+    return 0; /* we keep no reference of our own */
+}
+
+static void on_remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    unsigned int len;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+    (void)ctx;
+    printf("  server remove_session_cb: session %s… removed\n", hex4(id, len));
+}
+
+/* A throw-away self-signed certificate, made in memory. */
+static void make_cert(EVP_PKEY **key, X509 **cert)
+{
+    *key = EVP_EC_gen("P-256");
+    *cert = X509_new();
+    if (*key == NULL || *cert == NULL)
+        die("key generation");
+    X509_set_version(*cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(*cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(*cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(*cert), 3600);
+    X509_set_pubkey(*cert, *key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(*cert), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(*cert, X509_get_subject_name(*cert));
+    if (!X509_sign(*cert, *key, EVP_sha256()))
+        die("certificate signing");
+}
+
+struct server {
+    int listener;
+    SSL_CTX *ctx;
+    int connections;
+};
+
+static void *serve(void *arg)
+{
+    struct server *srv = arg;
+    for (int i = 0; i < srv->connections; i++) {
+        int fd = accept(srv->listener, NULL, NULL);
+        if (fd < 0)
+            die("accept");
+        SSL *ssl = SSL_new(srv->ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1) {
+            const char *reply = SSL_session_reused(ssl) ? "resumed\n" : "full\n";
+            SSL_write(ssl, reply, (int)strlen(reply));
+            SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(fd);
+    }
+    return NULL;
+}
+
+static SSL_SESSION *client_connect(SSL_CTX *cctx, int port, SSL_SESSION *offer, int n)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        die("connect");
+    SSL *ssl = SSL_new(cctx);
+    SSL_set_fd(ssl, fd);
+    if (offer != NULL)
+        SSL_set_session(ssl, offer);
+    if (SSL_connect(ssl) != 1)
+        die("SSL_connect");
+    char reply[32] = { 0 };
+    int got = SSL_read(ssl, reply, sizeof reply - 1); /* also reads any tickets */
+    if (got <= 0)
+        die("SSL_read");
+    reply[strcspn(reply, "\n")] = '\0';
+    printf("client connection %d (%s): offered %s, server says %s handshake\n", n,
+           SSL_get_version(ssl), offer ? "a session" : "nothing",
+           strcmp(reply, "resumed") == 0 ? "a RESUMED" : "a full");
+    SSL_SESSION *sess = SSL_get1_session(ssl);
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    close(fd);
+    return sess;
+}
+
+static void run(int version, EVP_PKEY *key, X509 *cert)
+{
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    if (sctx == NULL || cctx == NULL)
+        die("SSL_CTX_new");
+    SSL_CTX_set_min_proto_version(sctx, version);
+    SSL_CTX_set_max_proto_version(sctx, version);
+    SSL_CTX_set_min_proto_version(cctx, version);
+    SSL_CTX_set_max_proto_version(cctx, version);
+    SSL_CTX_use_certificate(sctx, cert);
+    SSL_CTX_use_PrivateKey(sctx, key);
+    SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"demo", 4);
+    SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+    SSL_CTX_sess_set_new_cb(sctx, on_new_session);
+    SSL_CTX_sess_set_remove_cb(sctx, on_remove_session);
+
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0
+        || listen(listener, 8) != 0
+        || getsockname(listener, (struct sockaddr *)&addr, &len) != 0)
+        die("listen on 127.0.0.1");
+
+    printf("\n== %s, server on 127.0.0.1:%d ==\n",
+           version == TLS1_2_VERSION ? "TLS 1.2 session IDs" : "TLS 1.3 stateful tickets",
+           ntohs(addr.sin_port));
+    struct server srv = { listener, sctx, CONNECTIONS };
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, serve, &srv) != 0)
+        die("pthread_create");
+
+    SSL_SESSION *sess = NULL;
+    for (int i = 1; i <= CONNECTIONS; i++) {
+        SSL_SESSION *next = client_connect(cctx, ntohs(addr.sin_port), sess, i);
+        SSL_SESSION_free(sess);
+        sess = next;
+    }
+    pthread_join(thread, NULL);
+    close(listener);
+
+    printf("server cache: %ld session(s) cached, %ld hit(s), %ld miss(es), %ld accept(s)\n",
+           SSL_CTX_sess_number(sctx), SSL_CTX_sess_hits(sctx), SSL_CTX_sess_misses(sctx),
+           SSL_CTX_sess_accept(sctx));
+    printf("removing the client's last session from the server cache: SSL_CTX_remove_session -> %d\n",
+           SSL_CTX_remove_session(sctx, sess));
+    printf("freeing the server SSL_CTX (remaining sessions leave the cache):\n");
+    SSL_CTX_free(sctx);
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(cctx);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    Dl_info info;
+    void *provider = dlsym(RTLD_DEFAULT, "SSL_CTX_new");
+    printf("SSL_CTX_new comes from: %s\n",
+           provider && dladdr(provider, &info) && info.dli_fname ? info.dli_fname : "?");
+
+    EVP_PKEY *key;
+    X509 *cert;
+    make_cert(&key, &cert);
+    run(TLS1_2_VERSION, key, cert);
+    run(TLS1_3_VERSION, key, cert);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return 0;
+}
