@@ -21,12 +21,18 @@ mod libssl;
 
 /// Says once on stderr when the library is loaded as a shared object but
 /// the process reaches libssl's own `SSL_CTX_new` first (linked after
-/// `-lssl`): then nothing of sesscache is in use.
+/// `-lssl`): then nothing of sesscache is in use. (Linked statically into
+/// the executable, or preloaded, the executable's or our definition wins.)
 extern "C" fn warn_if_bypassed() {
-    let ours = ffi::SSL_CTX_new as *const std::ffi::c_void;
-    if libssl::loaded_from_shared_object(ours, b"libsesscache")
-        && libssl::global_definition_differs(b"SSL_CTX_new\0", ours)
-    {
+    let contains = |path: &[u8], part: &[u8]| path.windows(part.len()).any(|w| w == part);
+    let Some(ours) = libssl::object_file_of(warn_if_bypassed as *const std::ffi::c_void) else {
+        return;
+    };
+    if !contains(&ours, b"libsesscache") {
+        return;
+    }
+    let winner = libssl::global_definition_file(b"SSL_CTX_new\0");
+    if winner.is_some_and(|w| w != ours) {
         diag::warn_once(
             "sesscache: loaded, but the process calls libssl's own SSL_CTX_new: \
              link -lsesscache before -lssl or use LD_PRELOAD; the session cache is libssl's",

@@ -136,14 +136,16 @@ pub fn real() -> Option<&'static Real> {
     REAL.as_ref()
 }
 
-/// Whether `name` resolves, in the global lookup order, to a definition
-/// other than `ours` — i.e. the application reaches libssl first and this
-/// library is bypassed.
-pub fn global_definition_differs(name: &'static [u8], ours: *const c_void) -> bool {
+/// The file name of the object that `name` resolves to in the global lookup
+/// order (what the application's own calls reach), if any.
+pub fn global_definition_file(name: &'static [u8]) -> Option<Vec<u8>> {
     debug_assert_eq!(name.last(), Some(&0));
     // SAFETY: NUL-terminated static name; RTLD_DEFAULT is the global scope.
     let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast()) };
-    !found.is_null() && found.cast_const() != ours
+    if found.is_null() {
+        return None;
+    }
+    object_file_of(found)
 }
 
 /// One reference to an `SSL_SESSION`: cloning takes a reference
@@ -385,20 +387,22 @@ pub fn now() -> i64 {
     unsafe { libc::time(std::ptr::null_mut()) }
 }
 
-/// Whether `addr` lies in a shared object whose file name contains `name`
-/// (and not, say, in an executable the library was linked into statically).
-pub fn loaded_from_shared_object(addr: *const c_void, name: &[u8]) -> bool {
+/// The file name of the loaded object that contains `addr`.
+pub fn object_file_of(addr: *const c_void) -> Option<Vec<u8>> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
     // SAFETY: dladdr fills `info` for any address; zeroed is a valid Dl_info.
     if unsafe { libc::dladdr(addr, info.as_mut_ptr()) } == 0 {
-        return false;
+        return None;
     }
     // SAFETY: dladdr succeeded, so `info` is initialised.
     let info = unsafe { info.assume_init() };
     if info.dli_fname.is_null() {
-        return false;
+        return None;
     }
     // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
-    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_bytes();
-    path.windows(name.len()).any(|w| w == name)
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+            .to_bytes()
+            .to_vec(),
+    )
 }

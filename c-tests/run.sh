@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Differential runner for the sesscache C tests.
+#
+# Usage: c-tests/run.sh [--valgrind] [--libssl-dir DIR] [--plain-only]
+#                       [--build-dir DIR] [--skip PROG]...
+#
+# Every deterministic t_*.c program is built twice (plain: -lssl -lcrypto;
+# linked: -lsesscache -lssl -lcrypto) and run three ways: plain, plain with
+# LD_PRELOAD=$SESSCACHE_LIB ("preload") and linked.  The stdout of preload
+# and linked must be byte-identical to plain (and the exit status equal).
+# t_reenter only runs with the library (plain libssl deadlocks there) under
+# `timeout 60` and must print "done"; t_stress runs in all three modes and
+# must print "stress ok".
+#
+# Environment: SESSCACHE_LIB  path to libsesscache.so (default
+#   target/release/libsesscache.so, relative paths are taken from the repo
+#   root); CC (default cc).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TESTDIR="$REPO/c-tests"
+CC="${CC:-cc}"
+VALGRIND=0
+PLAIN_ONLY=0
+LIBSSL_DIR=""
+BUILD="$REPO/target/c-tests"
+SKIP=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --valgrind) VALGRIND=1 ;;
+    --plain-only) PLAIN_ONLY=1 ;;
+    --libssl-dir) shift; LIBSSL_DIR="$(cd "$1" && pwd)" ;;
+    --build-dir) shift; BUILD="$1" ;;
+    --skip) shift; SKIP+=("$1") ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+LIB="${SESSCACHE_LIB:-target/release/libsesscache.so}"
+case "$LIB" in
+/*) ;;
+*) LIB="$REPO/$LIB" ;;
+esac
+
+HAVE_LIB=1
+if [ ! -f "$LIB" ]; then
+    HAVE_LIB=0
+fi
+if [ "$PLAIN_ONLY" = 1 ]; then
+    HAVE_LIB=0
+fi
+
+mkdir -p "$BUILD/plain" "$BUILD/linked" "$BUILD/out"
+BUILD="$(cd "$BUILD" && pwd)"
+
+CFLAGS=(-O1 -g -Wall -Wextra -Werror)
+if [ -f "$REPO/include/sesscache.h" ]; then
+    CFLAGS+=(-I"$REPO/include")
+else
+    echo "note: $REPO/include/sesscache.h missing, compiling with an empty stub"
+    mkdir -p "$BUILD/stubinc"
+    : > "$BUILD/stubinc/sesscache.h"
+    CFLAGS+=(-I"$BUILD/stubinc")
+fi
+SSL_LDFLAGS=()
+if [ -n "$LIBSSL_DIR" ]; then
+    if [ -d "$LIBSSL_DIR/../include/openssl" ]; then
+        CFLAGS=(-I"$LIBSSL_DIR/../include" "${CFLAGS[@]}")
+    fi
+    SSL_LDFLAGS=(-L"$LIBSSL_DIR")
+    export LD_LIBRARY_PATH="$LIBSSL_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+PASSED=0
+FAILED=0
+pass() { echo "PASS $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
+
+PROGS=()
+for src in "$TESTDIR"/t_*.c; do
+    p="$(basename "$src" .c)"
+    for s in "${SKIP[@]}"; do
+        [ "$s" = "$p" ] && { echo "SKIP $p"; continue 2; }
+    done
+    PROGS+=("$p")
+done
+
+# ---- build ----
+for p in "${PROGS[@]}"; do
+    if ! "$CC" "${CFLAGS[@]}" "$TESTDIR/common.c" "$TESTDIR/$p.c" \
+        -o "$BUILD/plain/$p" "${SSL_LDFLAGS[@]}" -lssl -lcrypto -lpthread; then
+        fail "$p build-plain"
+        continue
+    fi
+    if [ "$HAVE_LIB" = 1 ]; then
+        LIBDIR="$(dirname "$LIB")"
+        if ! "$CC" "${CFLAGS[@]}" "$TESTDIR/common.c" "$TESTDIR/$p.c" \
+            -o "$BUILD/linked/$p" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lsesscache \
+            "${SSL_LDFLAGS[@]}" -lssl -lcrypto -lpthread; then
+            fail "$p build-linked"
+        fi
+    fi
+done
+
+# run MODE PROG OUTFILE [timeout]: sets RC. Valgrind wraps preload runs.
+run() {
+    local mode="$1" p="$2" out="$3" tmo="${4:-600}"
+    local -a cmd=(timeout "$tmo")
+    local -a envs=()
+    local bin="$BUILD/plain/$p"
+    case "$mode" in
+    preload) envs=(LD_PRELOAD="$LIB") ;;
+    linked) bin="$BUILD/linked/$p" ;;
+    esac
+    if [ "$mode" = preload ] && [ "$VALGRIND" = 1 ]; then
+        cmd+=(valgrind --error-exitcode=99 --errors-for-leak-kinds=definite
+              --leak-check=full -q --log-file="$out.valgrind")
+    fi
+    RC=0
+    env "${envs[@]}" "${cmd[@]}" "$bin" >"$out" 2>"$out.stderr" || RC=$?
+}
+
+check_valgrind() {
+    local p="$1" out="$2"
+    if [ "$VALGRIND" = 1 ] && [ -s "$out.valgrind" ]; then
+        echo "--- valgrind report for $p ($out.valgrind):"
+        head -n 60 "$out.valgrind"
+        return 1
+    fi
+    return 0
+}
+
+# Library-only programs: plain libssl deadlocks (t_reenter) or crashes
+# (t_bad_input) on them.
+LIBRARY_ONLY=(t_reenter t_bad_input)
+is_library_only() {
+    local x
+    for x in "${LIBRARY_ONLY[@]}"; do [ "$x" = "$1" ] && return 0; done
+    return 1
+}
+is_special() { is_library_only "$1" || [ "$1" = t_stress ]; }
+
+# ---- deterministic programs ----
+for p in "${PROGS[@]}"; do
+    is_special "$p" && continue
+    [ -x "$BUILD/plain/$p" ] || continue
+    base="$BUILD/out/$p"
+    run plain "$p" "$base.plain"
+    plain_rc=$RC
+    if [ "$plain_rc" != 0 ]; then
+        fail "$p plain (exit $plain_rc)"
+        tail -n 20 "$base.plain" "$base.plain.stderr"
+        continue
+    fi
+    [ "$HAVE_LIB" = 1 ] || { pass "$p plain"; continue; }
+    for mode in preload linked; do
+        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/$p" ] && continue
+        run "$mode" "$p" "$base.$mode"
+        ok=1
+        if [ "$RC" != "$plain_rc" ]; then
+            echo "--- $p $mode: exit status $RC (plain: $plain_rc)"
+            tail -n 20 "$base.$mode.stderr"
+            ok=0
+        fi
+        if ! diff -u "$base.plain" "$base.$mode" >"$base.$mode.diff"; then
+            echo "--- $p $mode: output differs from plain libssl:"
+            head -n 200 "$base.$mode.diff"
+            ok=0
+        fi
+        if [ "$mode" = preload ] && ! check_valgrind "$p" "$base.$mode"; then
+            ok=0
+        fi
+        if [ "$ok" = 1 ]; then pass "$p $mode"; else fail "$p $mode"; fi
+    done
+done
+
+# ---- library-only programs: must finish and print "done" ----
+for p in "${LIBRARY_ONLY[@]}"; do
+    [ -x "$BUILD/plain/$p" ] && [ "$HAVE_LIB" = 1 ] || continue
+    for mode in preload linked; do
+        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/$p" ] && continue
+        out="$BUILD/out/$p.$mode"
+        run "$mode" "$p" "$out" 120
+        ok=1
+        if [ "$RC" != 0 ] || ! grep -qx done "$out"; then
+            echo "--- $p $mode: exit $RC (124 = timeout, deadlock?)"
+            tail -n 30 "$out" "$out.stderr"
+            ok=0
+        fi
+        if [ "$mode" = preload ] && ! check_valgrind "$p" "$out"; then
+            ok=0
+        fi
+        if [ "$ok" = 1 ]; then pass "$p $mode"; else fail "$p $mode"; fi
+    done
+done
+
+# ---- t_stress: all modes ----
+if [ -x "$BUILD/plain/t_stress" ]; then
+    modes=(plain)
+    [ "$HAVE_LIB" = 1 ] && modes+=(preload linked)
+    for mode in "${modes[@]}"; do
+        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/t_stress" ] && continue
+        out="$BUILD/out/t_stress.$mode"
+        run "$mode" t_stress "$out" 300
+        ok=1
+        if [ "$RC" != 0 ] || ! grep -qx "stress ok" "$out"; then
+            echo "--- t_stress $mode: exit $RC"
+            tail -n 30 "$out" "$out.stderr"
+            ok=0
+        fi
+        if [ "$mode" = preload ] && ! check_valgrind t_stress "$out"; then
+            ok=0
+        fi
+        if [ "$ok" = 1 ]; then pass "t_stress $mode"; else fail "t_stress $mode"; fi
+    done
+fi
+
+# ---- the library in whole processes ----
+if [ "$HAVE_LIB" = 1 ]; then
+    # A process that never uses TLS: same output, nothing on stderr.
+    out="$BUILD/out/no_tls"
+    if LD_PRELOAD="$LIB" sh -c 'echo untouched; exit 3' >"$out" 2>"$out.stderr"; then
+        RC=0
+    else
+        RC=$?
+    fi
+    if [ "$RC" = 3 ] && [ "$(cat "$out")" = untouched ] && [ ! -s "$out.stderr" ]; then
+        pass "non-TLS process unaffected"
+    else
+        fail "non-TLS process unaffected (exit $RC)"; cat "$out.stderr"
+    fi
+
+    # Linked after libssl: libssl's SSL_CTX_new wins, and the library says
+    # so once on stderr; linked before: silence.
+    LIBDIR="$(dirname "$LIB")"
+    bypassed="$BUILD/linked/t_callbacks_bypassed"
+    if "$CC" "${CFLAGS[@]}" "$TESTDIR/common.c" "$TESTDIR/t_callbacks.c" -o "$bypassed" \
+        "${SSL_LDFLAGS[@]}" -lssl -lcrypto -Wl,--no-as-needed -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" \
+        -lsesscache -lpthread; then
+        "$bypassed" >"$BUILD/out/bypassed" 2>"$BUILD/out/bypassed.stderr" || true
+        "$BUILD/linked/t_callbacks" >/dev/null 2>"$BUILD/out/not_bypassed.stderr" || true
+        if [ "$(grep -c 'sesscache: loaded, but' "$BUILD/out/bypassed.stderr")" = 1 ] \
+            && [ ! -s "$BUILD/out/not_bypassed.stderr" ]; then
+            pass "bypassed library is reported once"
+        else
+            fail "bypassed library is reported once"
+            cat "$BUILD/out/bypassed.stderr" "$BUILD/out/not_bypassed.stderr"
+        fi
+    else
+        fail "bypassed build"
+    fi
+fi
+
+if [ "$HAVE_LIB" = 0 ] && [ "$PLAIN_ONLY" = 0 ]; then
+    echo "library not found at $LIB: only plain libssl was run, nothing was compared"
+    echo "$PASSED passed, $FAILED failed"
+    exit 1
+fi
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
