@@ -516,6 +516,7 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         return; // libssl keeps its own cache for this ctx
     }
     registry_write().push(state);
+    diag::set_session_counter(sessions_cached);
     // SAFETY: live ctx; installs our hooks and disables libssl's own store
     // and lookup.
     unsafe {
@@ -551,6 +552,12 @@ pub fn internal_calls_reach_us() -> bool {
         PROBING.with(|p| p.set(false));
         PROBE_REACHED.load(Ordering::Relaxed)
     })
+}
+
+/// Sessions cached by every ctx of the process.
+fn sessions_cached() -> usize {
+    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    states.iter().map(|s| s.cache.len()).sum()
 }
 
 /// Re-positions `sess` in whichever cache holds it, after its time or

@@ -4,13 +4,20 @@
 //! per cache event on stderr. Anything else: a file path, appended to. A
 //! line names the process, the `SSL_CTX`, the event and the first four
 //! bytes of the session ID; never key material.
+//!
+//! `SESSCACHE_STATS=DIR`: the process keeps event counters and writes them
+//! to `DIR/sesscache.<pid>.stats` (`name=value` lines), at most once a
+//! second while events happen and once more at exit, replacing the file
+//! atomically so a reader never sees half of it.
 
 use std::ffi::c_void;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use once_cell::sync::Lazy;
+use once_cell::sync::{Lazy, OnceCell};
 
 static WARNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
@@ -52,6 +59,39 @@ pub enum Event {
 }
 
 impl Event {
+    const ALL: [Event; 10] = [
+        Event::Add,
+        Event::Replace,
+        Event::Hit,
+        Event::Miss,
+        Event::CallbackHit,
+        Event::Remove,
+        Event::Evict,
+        Event::Expire,
+        Event::FlushAll,
+        Event::CtxFree,
+    ];
+
+    fn index(self) -> usize {
+        Event::ALL.iter().position(|&e| e == self).unwrap_or(0)
+    }
+
+    /// The counter's name in the stats file.
+    fn stat_name(self) -> &'static str {
+        match self {
+            Event::Add => "adds",
+            Event::Replace => "replaces",
+            Event::Hit => "hits",
+            Event::Miss => "misses",
+            Event::CallbackHit => "callback_hits",
+            Event::Remove => "removes",
+            Event::Evict => "evictions",
+            Event::Expire => "expired",
+            Event::FlushAll => "flushed",
+            Event::CtxFree => "ctx_freed",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Event::Add => "add",
@@ -90,13 +130,82 @@ static SINK: Lazy<Option<Sink>> = Lazy::new(|| {
     }
 });
 
-/// Whether event logging is on (so callers can skip preparing a line).
+/// Whether events need to be reported at all (log or stats).
 pub fn logging() -> bool {
-    SINK.is_some()
+    SINK.is_some() || STATS.is_some()
 }
 
-/// Logs one event for the cache of `ctx` about the session with `id`.
+struct Stats {
+    dir: PathBuf,
+    counters: [AtomicU64; Event::ALL.len()],
+    last_write: AtomicI64,
+}
+
+static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
+    let dir = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
+    // SAFETY: registers a plain function to run at exit.
+    unsafe { libc::atexit(write_stats_at_exit) };
+    Some(Stats {
+        dir: PathBuf::from(dir),
+        counters: Default::default(),
+        last_write: AtomicI64::new(0),
+    })
+});
+
+/// The number of sessions cached in the whole process, for the stats file.
+static CACHED_SESSIONS: OnceCell<fn() -> usize> = OnceCell::new();
+
+/// Tells the stats writer how to count the sessions cached right now.
+pub fn set_session_counter(count: fn() -> usize) {
+    let _ = CACHED_SESSIONS.set(count);
+}
+
+extern "C" fn write_stats_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(stats) = STATS.as_ref() {
+            write_stats(stats);
+        }
+    });
+}
+
+fn write_stats(stats: &Stats) {
+    let pid = std::process::id();
+    let mut text = format!("pid={pid}\n");
+    for event in Event::ALL {
+        let n = stats.counters[event.index()].load(Ordering::Relaxed);
+        text.push_str(&format!("{}={n}\n", event.stat_name()));
+    }
+    if let Some(count) = CACHED_SESSIONS.get() {
+        text.push_str(&format!("sessions={}\n", count()));
+    }
+    let path = stats.dir.join(format!("sesscache.{pid}.stats"));
+    let tmp = stats.dir.join(format!(".sesscache.{pid}.stats.tmp"));
+    if std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .is_err()
+    {
+        warn_once("sesscache: SESSCACHE_STATS directory is not writable; no stats file");
+    }
+}
+
+fn count_event(event: Event) {
+    let Some(stats) = STATS.as_ref() else { return };
+    stats.counters[event.index()].fetch_add(1, Ordering::Relaxed);
+    let now = crate::libssl::now();
+    let last = stats.last_write.load(Ordering::Relaxed);
+    if now > last
+        && stats
+            .last_write
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        write_stats(stats);
+    }
+}
+
+/// Reports one event for the cache of `ctx` about the session with `id`.
 pub fn log_event(event: Event, ctx: *const c_void, id: &[u8]) {
+    count_event(event);
     let Some(sink) = SINK.as_ref() else { return };
     let mut prefix = String::with_capacity(8);
     for byte in id.iter().take(4) {
