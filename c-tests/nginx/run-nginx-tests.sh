@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# nginx (Debian's package, unmodified) under sesscache.
+#
+# Usage: c-tests/nginx/run-nginx-tests.sh [-n CONNECTIONS] [--keep]
+#
+# For each case and each of TLS 1.2 / TLS 1.3 (ssl_session_tickets off, so
+# the server cache is what resumes), nginx runs as a foreground master on
+# 127.0.0.1:<free port> twice: once plain (the baseline) and once with
+# LD_PRELOAD=libsesscache.so and SESSCACHE_LOG=<run dir>/sesscache.log.
+# c-tests/nginx/tls_client makes CONNECTIONS (default 1000) connections,
+# each offering the previous connection's session; nginx answers with its
+# worker's pid, so the client also knows which worker served each one.
+#
+# Cases:
+#   builtin-2w  ssl_session_cache builtin:1000, 2 workers. The cache is per
+#               worker: a connection can resume only on the worker that
+#               issued its session. Required: no resumption on the other
+#               worker, and among same-worker connections at least 99% and
+#               at least what plain nginx achieves in the same run.
+#   builtin-1w  ssl_session_cache builtin:100, 1 worker (small, so TLS 1.3's
+#               one-session-per-connection goes through evictions): >= 99%.
+#   shared      ssl_session_cache shared:SSL:1m (nginx's own new/get/remove
+#               callbacks, sessions returned with *copy = 0): >= 99%.
+#   both        builtin:1000 shared:SSL:1m: >= 99%.
+#   off         ssl_session_cache off: nothing resumes (as plain nginx).
+#
+# Evidence from the library itself (the event log of the preloaded run):
+# builtin: one `hit` per resumption, logged by the worker pids; shared: one
+# `callback-hit` per resumption and nothing stored by us (nginx sets
+# NO_INTERNAL); both: hits + callback-hits = resumptions; off: nothing
+# stored, nothing found. Plain runs must not produce a log at all.
+#
+# Every run: the client sees no failure; nginx's error log has no [alert],
+# [emerg], [crit] and no worker "exited on signal"; the workers that served
+# the run are the ones that started it (none died and was respawned); no
+# sesscache warning on nginx's stderr. Preloaded runs then `nginx -s reload`
+# with sessions cached, wait for the old workers to exit, and make a short
+# second client pass against the new workers (same rate rules). After
+# `nginx -s quit` the master must exit 0, and every session the log shows
+# added must have left its worker's cache (flush / ctx-free / remove /
+# evict / expire): nothing left behind.
+#
+# Prints one PASS/FAIL line per case and protocol, then "N passed, M failed";
+# exits non-zero on any failure. Environment: SESSCACHE_LIB (default
+# target/release/libsesscache.so), NGINX (default: nginx on PATH, else
+# /usr/sbin/nginx), CC (default cc).
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CONNECTIONS=1000
+RELOAD_CONNECTIONS=100
+KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -n) shift; CONNECTIONS="$1" ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+LIB="${SESSCACHE_LIB:-target/release/libsesscache.so}"
+case "$LIB" in /*) ;; *) LIB="$REPO/$LIB" ;; esac
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+CC="${CC:-cc}"
+BUILD="$REPO/target/nginx-tests"
+CLIENT="$BUILD/tls_client"
+
+die() { echo "run-nginx-tests: $*" >&2; exit 2; }
+[ -x "$NGINX" ] || die "nginx not found (apt-get install nginx)"
+[ -f "$LIB" ] || die "$LIB not found (run make first)"
+command -v openssl >/dev/null || die "openssl not found"
+
+mkdir -p "$BUILD"
+"$CC" -O2 -Wall -Wextra -Werror "$REPO/c-tests/nginx/tls_client.c" -o "$CLIENT" -lssl -lcrypto \
+    || die "cannot build the client"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-nginx.XXXXXX")"
+MASTER=""          # pid of the running nginx master, if any
+MASTER_DIR=""
+
+stop_master_hard() {
+    [ -n "$MASTER" ] || return 0
+    local workers
+    workers="$(pgrep -P "$MASTER" 2>/dev/null || true)"
+    kill -KILL "$MASTER" $workers 2>/dev/null || true
+    wait "$MASTER" 2>/dev/null || true
+    MASTER=""
+}
+
+cleanup() {
+    stop_master_hard
+    if [ "$KEEP" = 1 ]; then
+        echo "run-nginx-tests: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 \
+    || die "cannot make a certificate"
+
+# write_conf DIR PORT WORKERS PROTOCOL CACHE
+write_conf() {
+    local dir="$1" port="$2" workers="$3" proto="$4" cache="$5" user=""
+    [ "$(id -u)" = 0 ] && user="user root;"
+    mkdir -p "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $workers;
+$user
+# nginx gives its workers an empty environment except what "env" names: the
+# library reads SESSCACHE_LOG in the workers, so it must be passed on.
+env SESSCACHE_LOG;
+error_log $dir/error.log info;
+pid $dir/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/client_body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $TMP/cert.pem;
+        ssl_certificate_key $TMP/key.pem;
+        ssl_protocols $proto;
+        ssl_session_tickets off;
+        ssl_session_cache $cache;
+        location / { return 200 "\$pid\n"; }
+    }
+}
+EOF
+}
+
+nginx_ctl() { "$NGINX" -p "$MASTER_DIR/" -e "$MASTER_DIR/error.log" -c "$MASTER_DIR/nginx.conf" "$@"; }
+
+# The pids of the master's workers, sorted, one line.
+workers_of() { pgrep -P "$1" 2>/dev/null | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+
+alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+# start_nginx DIR PORT WORKERS PRELOAD(0|1): sets MASTER; waits for the port
+# and for all workers.
+start_nginx() {
+    local dir="$1" port="$2" workers="$3" preload="$4" i
+    MASTER_DIR="$dir"
+    if [ "$preload" = 1 ]; then
+        LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" \
+            "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+            >"$dir/stdout" 2>"$dir/stderr" </dev/null &
+    else
+        env -u LD_PRELOAD -u SESSCACHE_LOG \
+            "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+            >"$dir/stdout" 2>"$dir/stderr" </dev/null &
+    fi
+    MASTER=$!
+    for i in $(seq 100); do
+        if ! alive "$MASTER"; then
+            echo "nginx exited at startup:" >&2
+            cat "$dir/stderr" "$dir/error.log" >&2 2>/dev/null
+            wait "$MASTER" 2>/dev/null
+            MASTER=""
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+            && [ "$(pgrep -c -P "$MASTER")" -ge "$workers" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "nginx did not answer on port $port" >&2
+    return 1
+}
+
+# stop_nginx: graceful quit, then wait up to 10 s; kill on timeout. Returns
+# the master's exit status (1 on timeout).
+stop_nginx() {
+    local i status
+    [ -n "$MASTER" ] || return 0
+    nginx_ctl -s quit 2>/dev/null || kill -QUIT "$MASTER" 2>/dev/null
+    for i in $(seq 100); do
+        alive "$MASTER" || break
+        sleep 0.1
+    done
+    if alive "$MASTER"; then
+        echo "nginx did not quit within 10 s; killed" >&2
+        stop_master_hard
+        return 1
+    fi
+    wait "$MASTER"
+    status=$?
+    MASTER=""
+    return "$status"
+}
+
+# reload_nginx: reload and wait until the old workers are gone and the new
+# ones are up. Prints the new workers.
+reload_nginx() {
+    local workers="$1" old i w gone
+    old="$(workers_of "$MASTER")"
+    nginx_ctl -s reload || return 1
+    for i in $(seq 100); do
+        gone=1
+        for w in $old; do alive "$w" && gone=0; done
+        if [ "$gone" = 1 ] && [ "$(pgrep -c -P "$MASTER")" -ge "$workers" ]; then
+            workers_of "$MASTER"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "reload: old workers ($old) still running after 10 s" >&2
+    return 1
+}
+
+# log_problems DIR: nginx's error log and stderr must show no crash, alert or
+# sesscache warning. Prints what it found.
+log_problems() {
+    local dir="$1"
+    grep -E '\[(alert|emerg|crit)\]|exited on signal|signal [0-9]+ \(SIG(SEGV|ABRT|BUS|ILL|FPE)' \
+        "$dir/error.log" 2>/dev/null | head -5
+    grep -i 'sesscache' "$dir/stderr" 2>/dev/null | head -5
+}
+
+# field NAME LINE: the value of NAME=... in the client's output line;
+# `field of LINE` is N in "resumed=K of N".
+field() {
+    if [ "$1" = of ]; then
+        sed -n 's/.* of \([0-9]*\).*/\1/p' <<<"$2"
+    else
+        sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$2"
+    fi
+}
+
+# count EVENT LOG [PIDS]: lines of that event (only from PIDS if given).
+count() {
+    local event="$1" log="$2" pids="${3:-}"
+    [ -f "$log" ] || { echo 0; return; }
+    awk -v ev="$event" -v pids=" $pids " '
+        $3 == ev {
+            pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid)
+            if (pids == "  " || index(pids, " " pid " ")) n++
+        }
+        END { print n + 0 }' "$log"
+}
+
+# pids_with EVENT LOG: the distinct pids that logged EVENT.
+pids_with() {
+    local pids=""
+    [ ! -f "$2" ] || pids="$(awk -v ev="$1" '$3 == ev { pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid); print pid }' "$2" \
+        | sort -un | tr '\n' ' ' | sed 's/ $//')"
+    echo "${pids:-none}"
+}
+
+# leftovers LOG: sessions added and never removed, per pid (8-hex prefixes),
+# as "pid:count ..."; empty when every cache was emptied.
+leftovers() {
+    [ -f "$1" ] || return 0
+    awk '{
+            pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid)
+            key = pid " " $2 " " $4
+            if ($3 == "add") live[key] = 1
+            else if ($3 ~ /^(remove|evict|expire|flush|ctx-free)$/) delete live[key]
+        }
+        END { for (k in live) { split(k, f, " "); n[f[1]]++ }
+              for (p in n) printf "%s:%d ", p, n[p] }' "$1"
+}
+
+# pct A B: A/B as a percentage with one decimal.
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.1f", 100 * a / b }'; }
+# at_least A B P: A >= P% of B (B > 0).
+at_least() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { exit !(b > 0 && a * 100 >= p * b) }'; }
+
+# check_rates CASE CLIENT_LINE: the rate rule of the case; prints why not.
+check_rates() {
+    local case="$1" line="$2" n resumed same rsame rother
+    [ -n "$line" ] || { echo "no client result"; return; }
+    n="$(field of "$line")"
+    resumed="$(field resumed "$line")"; same="$(field same_worker "$line")"
+    rsame="$(field resumed_same "$line")"; rother="$(field resumed_other "$line")"
+    [ "$(field failed "$line")" = 0 ] || { echo "client failures"; return; }
+    case "$case" in
+    builtin-2w)
+        [ "$rother" = 0 ] || echo "$rother resumptions on a worker that did not issue the session"
+        at_least "$rsame" "$same" 99 || echo "same-worker resumption $rsame/$same < 99%" ;;
+    off)
+        [ "$resumed" = 0 ] || echo "$resumed resumptions with the cache off" ;;
+    *)
+        at_least "$resumed" "$((n - 1))" 99 || echo "resumption $resumed/$n < 99%" ;;
+    esac
+}
+
+# check_log CASE LOG WORKERS RESUMED: the library's own evidence.
+check_log() {
+    local case="$1" log="$2" workers="$3" resumed="$4" hits cbhits adds misses hp
+    hits="$(count hit "$log")"; cbhits="$(count callback-hit "$log")"
+    adds="$(count add "$log")"; misses="$(count miss "$log")"
+    hp="$(pids_with hit "$log")"
+    case "$case" in
+    builtin-*)
+        [ "$hits" = "$resumed" ] || echo "log: $hits hits for $resumed resumptions"
+        [ "$cbhits" = 0 ] || echo "log: $cbhits callback hits without a get callback"
+        [ "$(count hit "$log" "$workers")" = "$hits" ] || echo "log: hits from pids ($hp) not all workers ($workers)"
+        [ "$adds" -gt 0 ] || echo "log: nothing added" ;;
+    shared)
+        [ "$cbhits" = "$resumed" ] || echo "log: $cbhits callback hits for $resumed resumptions"
+        [ "$hits" = 0 ] && [ "$adds" = 0 ] && [ "$misses" = 0 ] \
+            || echo "log: our cache used under NO_INTERNAL (hits $hits, adds $adds, misses $misses)" ;;
+    both)
+        [ "$((hits + cbhits))" = "$resumed" ] || echo "log: $hits hits + $cbhits callback hits for $resumed resumptions"
+        [ "$(count hit "$log" "$workers")" = "$hits" ] || echo "log: hits from pids ($hp) not all workers ($workers)"
+        [ "$hits" -gt 0 ] || echo "log: no hit in our cache" ;;
+    off)
+        [ "$hits" = 0 ] && [ "$cbhits" = 0 ] && [ "$adds" = 0 ] \
+            || echo "log: cache off but hits $hits, callback hits $cbhits, adds $adds" ;;
+    esac
+}
+
+# summary LINE: "K/N (same-worker RS/S)"
+summary() {
+    local line="$1"
+    printf '%s/%s = %s%% (same worker %s/%s)' "$(field resumed "$line")" "$(field of "$line")" \
+        "$(pct "$(field resumed "$line")" "$(field of "$line")")" \
+        "$(field resumed_same "$line")" "$(field same_worker "$line")"
+}
+
+PASSED=0
+FAILED=0
+
+# add_problems PREFIX < lines: appends each line to run_case's $problems.
+add_problems() {
+    local p
+    while IFS= read -r p; do
+        [ -n "$p" ] && problems+="; $1: $p"
+    done
+    return 0
+}
+
+# run_case CASE WORKERS CACHE PROTO(1.2|1.3)
+run_case() {
+    local case="$1" workers="$2" cache="$3" ver="$4" mode dir port line workers_before workers_after
+    local problems="" plain_line="" lib_line="" reload_line="" new_workers="" status=0 log="" evidence=""
+    for mode in plain lib; do
+        dir="$TMP/$case-tls$ver-$mode"
+        mkdir -p "$dir"
+        port="$("$CLIENT" --free-port)"
+        write_conf "$dir" "$port" "$workers" "TLSv$ver" "$cache"
+        if ! start_nginx "$dir" "$port" "$workers" "$([ $mode = lib ] && echo 1 || echo 0)"; then
+            problems+="; $mode: nginx did not start"
+            stop_master_hard
+            continue
+        fi
+        workers_before="$(workers_of "$MASTER")"
+        # The library is mapped into every worker exactly when preloaded.
+        for w in $workers_before; do
+            if grep -q libsesscache "/proc/$w/maps" 2>/dev/null; then
+                [ "$mode" = lib ] || problems+="; plain: libsesscache mapped in worker $w"
+            else
+                [ "$mode" = plain ] || problems+="; lib: libsesscache not mapped in worker $w"
+            fi
+        done
+        line="$("$CLIENT" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
+            || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
+        workers_after="$(workers_of "$MASTER")"
+        [ "$workers_before" = "$workers_after" ] \
+            || problems+="; $mode: workers changed ($workers_before -> $workers_after)"
+        add_problems "$mode" < <(check_rates "$case" "$line")
+        if [ "$mode" = plain ]; then
+            plain_line="$line"
+        else
+            lib_line="$line"
+            log="$dir/sesscache.log"
+            add_problems lib < <(check_log "$case" "$log" "$workers_before" "$(field resumed "$line")")
+            evidence="sesscache log (workers $workers_before): $(count hit "$log") hit, $(count callback-hit "$log") callback-hit, $(count miss "$log") miss, $(count add "$log") add, $(count evict "$log") evict; pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
+            # Reload with sessions cached, then a short pass on the new workers.
+            [ ! -f "$log" ] || cp "$log" "$dir/sesscache.before-reload.log"
+            if new_workers="$(reload_nginx "$workers")"; then
+                reload_line="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
+                    || problems+="; reload: client failed"
+                add_problems "after reload" < <(check_rates "$case" "$reload_line")
+                [ "$(workers_of "$MASTER")" = "$new_workers" ] || problems+="; after reload: workers changed"
+            else
+                problems+="; reload failed"
+            fi
+        fi
+        stop_nginx
+        status=$?
+        [ "$status" = 0 ] || problems+="; $mode: nginx quit with status $status"
+        add_problems "$mode error log" < <(log_problems "$dir")
+        if [ "$mode" = plain ]; then
+            [ ! -e "$dir/sesscache.log" ] || problems+="; plain run wrote a sesscache log"
+        else
+            local left
+            left="$(leftovers "$dir/sesscache.log")"
+            [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
+            [ "$(count ctx-free "$dir/sesscache.log")$(count flush "$dir/sesscache.log")" != 00 ] \
+                || [ "$case" = off ] || [ "$case" = shared ] \
+                || problems+="; no flush/ctx-free at worker exit"
+        fi
+    done
+    local title="$case TLSv$ver ($cache, $workers worker$([ "$workers" = 1 ] || echo s))"
+    local rates="plain $(summary "$plain_line"); sesscache $(summary "$lib_line"); after reload $(field resumed "$reload_line")/$RELOAD_CONNECTIONS"
+    # builtin with 2 workers: at least what plain nginx achieves, per landing.
+    if [ "$case" = builtin-2w ] && [ -n "$plain_line" ] && [ -n "$lib_line" ]; then
+        local ps pn ls ln
+        ps="$(field resumed_same "$plain_line")"; pn="$(field same_worker "$plain_line")"
+        ls="$(field resumed_same "$lib_line")"; ln="$(field same_worker "$lib_line")"
+        awk -v a="$ls" -v b="$ln" -v c="$ps" -v d="$pn" 'BEGIN { exit !(b > 0 && d > 0 && a / b >= c / d) }' \
+            || problems+="; same-worker resumption below plain nginx's"
+    fi
+    if [ -z "$problems" ]; then
+        PASSED=$((PASSED + 1))
+        echo "PASS $title: $rates; $evidence"
+    else
+        FAILED=$((FAILED + 1))
+        echo "FAIL $title: $rates; $evidence${problems}"
+    fi
+}
+
+echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $CONNECTIONS connections per run, library $LIB"
+for ver in 1.2 1.3; do
+    run_case builtin-2w 2 "builtin:1000" "$ver"
+    run_case builtin-1w 1 "builtin:100" "$ver"
+    run_case shared 2 "shared:SSL:1m" "$ver"
+    run_case both 2 "builtin:1000 shared:SSL:1m" "$ver"
+    run_case off 2 "off" "$ver"
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
