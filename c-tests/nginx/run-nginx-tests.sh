@@ -117,6 +117,7 @@ $user
 # nginx gives its workers an empty environment except what "env" names: the
 # library reads SESSCACHE_LOG in the workers, so it must be passed on.
 env SESSCACHE_LOG;
+env SESSCACHE_STATS;
 error_log $dir/error.log info;
 pid $dir/nginx.pid;
 events { worker_connections 256; }
@@ -153,11 +154,12 @@ start_nginx() {
     local dir="$1" port="$2" workers="$3" preload="$4" i
     MASTER_DIR="$dir"
     if [ "$preload" = 1 ]; then
-        LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" \
+        mkdir -p "$dir/stats"
+        LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" SESSCACHE_STATS="$dir/stats" \
             "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
             >"$dir/stdout" 2>"$dir/stderr" </dev/null &
     else
-        env -u LD_PRELOAD -u SESSCACHE_LOG \
+        env -u LD_PRELOAD -u SESSCACHE_LOG -u SESSCACHE_STATS \
             "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
             >"$dir/stdout" 2>"$dir/stderr" </dev/null &
     fi
@@ -254,7 +256,7 @@ count() {
 # pids_with EVENT LOG: the distinct pids that logged EVENT.
 pids_with() {
     local pids=""
-    [ ! -f "$2" ] || pids="$(awk -v ev="$1" '$3 == ev { pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid); print pid }' "$2" \
+    [ ! -f "$2" ] || pids="$(awk -v ev="$1" 'ev == "*" || $3 == ev { pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid); print pid }' "$2" \
         | sort -un | tr '\n' ' ' | sed 's/ $//')"
     echo "${pids:-none}"
 }
@@ -331,6 +333,38 @@ summary() {
         "$(field resumed_same "$line")" "$(field same_worker "$line")"
 }
 
+# SESSCACHE_STATS is checked when the library has it.
+HAVE_STATS=0
+grep -q SESSCACHE_STATS "$LIB" && HAVE_STATS=1
+
+# check_stats DIR [PIDS]: without PIDS (after exit), every pid in the event
+# log has a stats file whose counters equal its log lines and sessions=0;
+# with PIDS (while running), each of those pids has a stats file.
+check_stats() {
+    local dir="$1" pids="${2:-}" pid ev stat want got
+    [ "$HAVE_STATS" = 1 ] || return 0
+    if [ -n "$pids" ]; then
+        for pid in $pids; do
+            [ -f "$dir/stats/sesscache.$pid.stats" ] || echo "no stats file for worker $pid while running"
+        done
+        return 0
+    fi
+    for pid in $(pids_with '*' "$dir/sesscache.log"); do
+        [ "$pid" != none ] || continue
+        local file="$dir/stats/sesscache.$pid.stats"
+        [ -f "$file" ] || { echo "no stats file for pid $pid at exit"; continue; }
+        for ev in add:adds replace:replaces hit:hits miss:misses callback-hit:callback_hits \
+            remove:removes evict:evictions expire:expired flush:flushed ctx-free:ctx_freed; do
+            stat="${ev#*:}"; ev="${ev%%:*}"
+            want="$(count "$ev" "$dir/sesscache.log" "$pid")"
+            got="$(sed -n "s/^$stat=//p" "$file")"
+            [ "$got" = "$want" ] || echo "pid $pid: $stat=${got:-missing} but $want $ev lines in the log"
+        done
+        got="$(sed -n 's/^sessions=//p' "$file")"
+        [ "$got" = 0 ] || echo "pid $pid: sessions=${got:-missing} at exit"
+    done
+}
+
 PASSED=0
 FAILED=0
 
@@ -381,6 +415,7 @@ run_case() {
             evidence="sesscache log (workers $workers_before): $(count hit "$log") hit, $(count callback-hit "$log") callback-hit, $(count miss "$log") miss, $(count add "$log") add, $(count evict "$log") evict; pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
             # Reload with sessions cached, then a short pass on the new workers.
             [ ! -f "$log" ] || cp "$log" "$dir/sesscache.before-reload.log"
+            [ "$case" = off ] || add_problems stats < <(check_stats "$dir" "$workers_before")
             if new_workers="$(reload_nginx "$workers")"; then
                 reload_line="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
                     || problems+="; reload: client failed"
@@ -400,6 +435,7 @@ run_case() {
             local left
             left="$(leftovers "$dir/sesscache.log")"
             [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
+            add_problems "stats at exit" < <(check_stats "$dir")
             [ "$(count ctx-free "$dir/sesscache.log")$(count flush "$dir/sesscache.log")" != 00 ] \
                 || [ "$case" = off ] || [ "$case" = shared ] \
                 || problems+="; no flush/ctx-free at worker exit"
