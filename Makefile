@@ -16,7 +16,7 @@ RELEASE := target/release
 LIB_SO  := $(RELEASE)/libsesscache.so
 DEMO    := target/demo/demo
 
-.PHONY: all build demo test lint test-rust test-c test-valgrind test-bsymbolic check-header clean
+.PHONY: all build demo test lint test-rust test-c test-valgrind test-bsymbolic check-header clean bench
 
 all: build
 
@@ -63,6 +63,13 @@ check-header: build
 	  git diff --exit-code -- include/sesscache.h \
 	    || { echo "include/sesscache.h is stale: commit the regenerated header"; exit 1; }; \
 	fi
+
+# A/B benchmarks against the machine's libssl (BENCHMARKS.md): the C
+# workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
+# then criterion on the cache core alone.
+bench: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
+	$(CARGO) bench --bench bench_core
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# A/B benchmarks of sesscache against the machine's libssl (see BENCHMARKS.md).
+#
+# Every workload runs as: one warm-up pair, then PAIRS pairs, each pair being
+# plain libssl (A) then LD_PRELOAD=libsesscache.so (B). Reported: the median
+# of A, the median of B and the median of the per-pair ratios B/A, so that a
+# machine whose speed drifts affects A and B alike.
+#
+#   c-tests/bench/run-bench.sh            full run (about 15 minutes on 2 cores)
+#   BENCH_QUICK=1 c-tests/bench/run-bench.sh   sanity run (fewer sizes/pairs)
+#   BENCH_PAIRS=7 BENCH_ONLY=lookup ...   more pairs / only workloads matching
+#
+# Needs target/release/libsesscache.so (make build). Writes the table to
+# stdout and to target/bench/results.md; raw numbers to target/bench/raw.tsv.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+lib=${SESSCACHE_LIB:-$root/target/release/libsesscache.so}
+out=$root/target/bench
+cc=${CC:-cc}
+quick=${BENCH_QUICK:-0}
+only=${BENCH_ONLY:-}
+
+[[ -f $lib ]] || { echo "run-bench: $lib not found (run 'make build')" >&2; exit 2; }
+mkdir -p "$out"
+for prog in bench_cache bench_hs; do
+  $cc -O2 -Wall -Wextra -Werror -Iinclude -Ic-tests/bench "c-tests/bench/$prog.c" \
+    -o "$out/$prog" -lssl -lcrypto -lpthread
+done
+
+if [[ $quick == 1 ]]; then
+  pairs=${BENCH_PAIRS:-3}
+  sizes=(1000 100000)
+  mem_sizes=(100000)
+  hs_threads=(1)
+else
+  pairs=${BENCH_PAIRS:-5}
+  sizes=(1000 20000 100000 1000000)
+  mem_sizes=(100000 1000000)
+  hs_threads=(1 2)
+fi
+
+# name|command (relative to $out)
+workloads=()
+for n in "${sizes[@]}"; do
+  workloads+=("insert $n|bench_cache insert $n")
+  workloads+=("insert_ooo $n|bench_cache insert_ooo $n")
+  workloads+=("lookup 1t $n|bench_cache lookup $n 1")
+  workloads+=("lookup 2t $n|bench_cache lookup $n 2")
+  workloads+=("remove $n|bench_cache remove $n")
+  workloads+=("flush $n|bench_cache flush $n")
+done
+for n in "${mem_sizes[@]}"; do
+  workloads+=("memory $n|bench_cache memory $n")
+done
+for kind in full resume12 resume13; do
+  hs=$([[ $kind == resume12 ]] && echo 3000 || ([[ $kind == full ]] && echo 400 || echo 1500))
+  [[ $quick == 1 ]] && hs=$((hs / 3))
+  for cache in internal external both; do
+    for t in "${hs_threads[@]}"; do
+      workloads+=("hs $kind $cache ${t}t|bench_hs $kind $cache $t 20000 $hs")
+    done
+  done
+done
+
+# The last "metric=value" line a program prints.
+run_one() { # preload(0/1) command...
+  local pre=$1; shift
+  local line
+  if [[ $pre == 1 ]]; then
+    line=$(LD_PRELOAD=$lib "$out/$@" | tail -n 1)
+  else
+    line=$("$out/$@" | tail -n 1)
+  fi
+  [[ $line == *=* ]] || { echo "run-bench: no result from '$*'" >&2; exit 1; }
+  echo "$line"
+}
+
+raw=$out/raw.tsv
+: > "$raw"
+{
+  echo "# uname: $(uname -srm); nproc: $(nproc); $(openssl version)"
+  echo "# pairs: $pairs (+1 warm-up); started $(date -u +%FT%TZ)"
+} >> "$raw"
+echo "sesscache A/B benchmark: $pairs pairs + 1 warm-up per workload; A = libssl, B = sesscache" >&2
+for w in "${workloads[@]}"; do
+  name=${w%%|*}; cmd=${w#*|}
+  [[ -n $only && $name != *$only* ]] && continue
+  # shellcheck disable=SC2086
+  run_one 0 $cmd > /dev/null; run_one 1 $cmd > /dev/null   # warm-up pair
+  for ((p = 1; p <= pairs; p++)); do
+    # shellcheck disable=SC2086
+    a=$(run_one 0 $cmd); b=$(run_one 1 $cmd)
+    printf '%s\t%s\t%s\t%s\n' "$name" "$p" "$a" "$b" >> "$raw"
+  done
+  echo "  done: $name" >&2
+done
+
+python3 - "$raw" "$out/results.md" <<'PY'
+import sys, statistics as st
+raw, md = sys.argv[1], sys.argv[2]
+rows, order, header = {}, [], []
+for line in open(raw):
+    if line.startswith("#"):
+        header.append(line.strip("# \n")); continue
+    name, _, a, b = line.rstrip("\n").split("\t")
+    metric, av = a.split("="); _, bv = b.split("=")
+    if name not in rows:
+        rows[name] = (metric, []); order.append(name)
+    rows[name][1].append((float(av), float(bv)))
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}" if v < 10 else f"{v:.1f}"
+lines = ["| workload | metric | libssl (A) median | sesscache (B) median | B/A (median of pair ratios) | pairs |",
+         "| --- | --- | ---: | ---: | ---: | ---: |"]
+for name in order:
+    metric, pairs = rows[name]
+    a = st.median(p[0] for p in pairs); b = st.median(p[1] for p in pairs)
+    r = st.median(p[1] / p[0] for p in pairs)
+    lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {(f"{r:.3f}" if r >= 0.01 else f"{r:.1e}")} | {len(pairs)} |")
+text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
+open(md, "w").write(text)
+print(text)
+PY
+echo "written: $out/results.md (raw: $raw)" >&2
