@@ -8,6 +8,9 @@
 #   make test-c   the C differential tests without valgrind (quick)
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
+#   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
+#   make install  library, header, sesscache.pc, with-sesscache, man page
+#                 (PREFIX=/usr/local, DESTDIR honoured); make uninstall
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -16,6 +19,15 @@ RELEASE := target/release
 LIB_SO  := $(RELEASE)/libsesscache.so
 DEMO    := target/demo/demo
 
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-c test-valgrind test-bsymbolic check-header clean bench
 
 all: build
@@ -34,7 +46,7 @@ demo: build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: build lint test-rust test-valgrind check-header
+test: build lint test-rust test-valgrind check-header test-nginx test-install
 
 lint:
 	$(CARGO) fmt --check
@@ -70,6 +82,38 @@ check-header: build
 bench: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
 	$(CARGO) bench --bench bench_core
+
+# nginx (Debian's package) with the library preloaded vs plain: builtin,
+# shared, both and no session cache, TLS 1.2 and 1.3, reload.
+test-nginx: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
+
+# make install into a temporary DESTDIR, build a server with pkg-config,
+# run it, make uninstall.
+test-install: build
+	c-tests/install/test-install.sh
+
+# Installs what `make` built (run `make` first; install builds nothing).
+install:
+	@test -f $(LIB_SO) -a -f $(RELEASE)/libsesscache.a || { echo "run make first"; exit 1; }
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libsesscache.so
+	install -m 644 $(RELEASE)/libsesscache.a $(DESTDIR)$(LIBDIR)/libsesscache.a
+	install -m 644 include/sesscache.h $(DESTDIR)$(INCLUDEDIR)/sesscache.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  c-tests/install/sesscache.pc.in >$(DESTDIR)$(PCDIR)/sesscache.pc
+	chmod 644 $(DESTDIR)$(PCDIR)/sesscache.pc
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' c-tests/install/with-sesscache.in \
+	  >$(DESTDIR)$(BINDIR)/with-sesscache
+	chmod 755 $(DESTDIR)$(BINDIR)/with-sesscache
+	install -m 644 c-tests/install/sesscache.7 $(DESTDIR)$(MANDIR)/man7/sesscache.7
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libsesscache.so $(DESTDIR)$(LIBDIR)/libsesscache.a \
+	  $(DESTDIR)$(INCLUDEDIR)/sesscache.h $(DESTDIR)$(PCDIR)/sesscache.pc \
+	  $(DESTDIR)$(BINDIR)/with-sesscache $(DESTDIR)$(MANDIR)/man7/sesscache.7
 
 clean:
 	$(CARGO) clean
