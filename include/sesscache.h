@@ -94,6 +94,32 @@ long SSL_SESSION_set_timeout(SSL_SESSION *s, long t);
 // session cache and callbacks stay those of the ctx it was created with.
 SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
 
+// libssl's `SSL_CTX_set_session_id_context`; sesscache also remembers the
+// context, to which sessions in a shared store are bound.
+int SSL_CTX_set_session_id_context(SSL_CTX *ctx, const unsigned char *sid_ctx, unsigned int sid_ctx_len);
+
+// libssl's `SSL_set_session_id_context`; sesscache also remembers the
+// context, to which sessions in a shared store are bound.
+int SSL_set_session_id_context(SSL *ssl, const unsigned char *sid_ctx, unsigned int sid_ctx_len);
+
+// Sets one sesscache setting by its environment-variable name
+// (`SESSCACHE_STORE`, `SESSCACHE_STORE_KEY_FILE`, `SESSCACHE_STORE_PREFIX`,
+// `SESSCACHE_STORE_TIMEOUT_MS`, `SESSCACHE_STORE_PUSH`,
+// `SESSCACHE_STORE_QUEUE`, `SESSCACHE_STORE_POOL`), overriding the
+// environment. Only before the process's first `SSL_CTX_new`. Returns 1
+// if the setting was taken, 0 for an unknown name, an invalid value, NULL,
+// or a call after the first `SSL_CTX_new`.
+int sesscache_configure(const char *name, const char *value);
+
+// Reads one of the shared store's counters by name into `*value`:
+// `store_hits`, `store_misses`, `store_errors`, `store_rejected` (blobs
+// that failed authentication, were for another session-ID context, or did
+// not decode), `store_dropped` (writes dropped because the queue was
+// full), `store_writes`, `store_deletes`, `store_pushes` (announcements
+// received from other processes), `store_pool_hits`. Returns 1, or 0 for
+// an unknown name or NULL pointers.
+int sesscache_counter(const char *name, uint64_t *value);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

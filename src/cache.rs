@@ -80,6 +80,14 @@ impl Expiry {
         }
     }
 
+    /// Whole seconds until the session expires (`None`: never).
+    pub fn seconds_left(&self, now: i64) -> Option<u64> {
+        if self.overflowed {
+            return None;
+        }
+        Some(u64::try_from(self.at.saturating_sub(now)).unwrap_or(0))
+    }
+
     /// libssl's `sess_timedout`: expired when `now` is strictly later.
     pub fn has_passed(&self, now: i64) -> bool {
         !self.overflowed && now > self.at

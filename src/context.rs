@@ -29,6 +29,7 @@ use crate::libssl::{
     self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
     SSL_OP_NO_TICKET, Session, SessionRef,
 };
+use crate::store;
 
 pub const SESS_CACHE_CLIENT: u32 = 0x0001;
 pub const SESS_CACHE_SERVER: u32 = 0x0002;
@@ -65,7 +66,12 @@ static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
 static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
 
 static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
-static SSL_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx));
+static SSL_INDEX: Lazy<Option<c_int>> =
+    Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx, None));
+/// A connection's own session-ID context (`SSL_set_session_id_context`),
+/// as a `Box<Vec<u8>>`.
+static SSL_SID_CTX_INDEX: Lazy<Option<c_int>> =
+    Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx, Some(free_sid_ctx)));
 
 /// Every live state, for `SSL_SESSION_set_time`, which must find the cache
 /// a session is in.
@@ -119,12 +125,40 @@ pub struct CtxState {
     get_cb: CallbackSlot,
     /// The cache mode the application set (libssl holds it `| NO_INTERNAL`).
     mode: AtomicU32,
+    /// The ctx's session-ID context, as last set through our export; the
+    /// shared store binds sealed sessions to it.
+    sid_ctx: std::sync::Mutex<Vec<u8>>,
     pub cache: SessionCache<SessionRef>,
 }
 
 impl CtxState {
     pub fn mode(&self) -> u32 {
         self.mode.load(Ordering::Relaxed)
+    }
+
+    pub fn set_sid_ctx(&self, sid_ctx: &[u8]) {
+        *self.sid_ctx.lock().unwrap_or_else(|e| e.into_inner()) = sid_ctx.to_vec();
+    }
+
+    fn sid_ctx(&self) -> Vec<u8> {
+        self.sid_ctx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells the shared store (if any) that a server session is gone.
+    fn forget_in_store(&self, sess: *mut SSL_SESSION) {
+        if self.mode() & SESS_CACHE_SERVER == 0 {
+            return;
+        }
+        let Some(remote) = store::remote() else {
+            return;
+        };
+        // SAFETY: callers pass a session they hold or were handed by libssl.
+        if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
+            remote.session_removed(&key);
+        }
     }
 
     pub fn set_new_cb(&self, cb: NewSessionCb) {
@@ -194,6 +228,7 @@ impl CtxState {
     pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
         log_session(Event::Remove, ctx, sess.as_ptr());
+        self.forget_in_store(sess.as_ptr());
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with libssl's arguments.
             unsafe { cb(ctx, sess.as_ptr()) };
@@ -226,6 +261,11 @@ impl CtxState {
     /// remove callback is told.
     fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, event: Event) {
         log_session(event, ctx, sess);
+        // A session removed or expired here must not be resumed elsewhere;
+        // one evicted for room, or dropped with its ctx, stays valid there.
+        if matches!(event, Event::Remove | Event::Expire) {
+            self.forget_in_store(sess);
+        }
         mark_not_resumable(ctx, sess);
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with a live ctx and session.
@@ -262,7 +302,14 @@ impl CtxState {
             let Some(key) = key else {
                 return (std::ptr::null_mut(), 1);
             };
-            if let Some(found) = self.cache.get(&key) {
+            let mut found = self.cache.get(&key);
+            if found.is_some() && store::remote().is_some_and(|r| r.deleted_by_peer(&key)) {
+                // Another process removed this session: it goes here too.
+                if let Some(stale) = found.take() {
+                    self.remove_session(session_ctx, stale.view());
+                }
+            }
+            if let Some(found) = found {
                 log_id(Event::Hit, session_ctx, key.id());
                 lend_for_anti_replay(session_ctx, conn, found.as_ptr());
                 // Our reference goes to libssl (*copy = 0), as the one
@@ -270,6 +317,16 @@ impl CtxState {
                 return (found.into_raw(), 0);
             }
             log_id(Event::Miss, session_ctx, key.id());
+            if let Some(remote) = store::remote() {
+                if let Some(shared) = remote.fetch(&key, &expected_sid_ctx(conn)) {
+                    log_id(Event::StoreHit, session_ctx, key.id());
+                    if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 {
+                        self.cache_shared(session_ctx, key, &shared);
+                    }
+                    lend_for_anti_replay(session_ctx, conn, shared.as_ptr());
+                    return (shared.into_raw(), 0);
+                }
+            }
         }
         let Some(app_get) = self.get_cb() else {
             return (std::ptr::null_mut(), 1);
@@ -294,9 +351,24 @@ impl CtxState {
         (ret, copy)
     }
 
+    /// A session from the shared store joins the local cache (as libssl
+    /// adds an external hit), without being written back to the store.
+    fn cache_shared(&self, ctx: *mut SSL_CTX, key: SessionKey, shared: &SessionRef) {
+        let outcome = self
+            .cache
+            .insert(key, shared.clone(), shared.view().expiry());
+        if outcome.added {
+            log_id(Event::Add, ctx, key.id());
+        }
+        drop(outcome.released);
+        for victim in outcome.evicted {
+            self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
+        }
+    }
+
     /// libssl would store this new session (`ssl_update_cache`): store it
-    /// if the application's mode and libssl's TLS 1.3 rule say so. Returns
-    /// whether the application's new callback should be offered it.
+    /// if the application's mode and libssl's TLS 1.3 rule say so, and
+    /// share it through the store if there is one.
     pub fn on_new_session(&self, session_ctx: *mut SSL_CTX, conn: Connection, sess: Session) {
         if self.mode() & SESS_CACHE_NO_INTERNAL_STORE != 0 {
             return;
@@ -306,8 +378,10 @@ impl CtxState {
             || (conn.max_early_data() > 0 && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0)
             || self.remove_cb().is_some()
             || conn.options() & SSL_OP_NO_TICKET != 0;
-        if store {
-            self.add_session(session_ctx, sess);
+        if store && self.add_session(session_ctx, sess) && conn.is_server() {
+            if let (Some(remote), Some(key)) = (store::remote(), sess.key()) {
+                remote.session_stored(&key, sess);
+            }
         }
     }
 
@@ -468,6 +542,56 @@ pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
     conn.current_ctx()
 }
 
+/// The session-ID context a connection resumes in: its own if the
+/// application set one on it, else its current ctx's (libssl copies the
+/// ctx's at `SSL_new` and follows an SNI switch).
+fn expected_sid_ctx(conn: Connection) -> Vec<u8> {
+    if let Some(idx) = *SSL_SID_CTX_INDEX {
+        let own = conn.ex_data(idx).cast::<Vec<u8>>();
+        // SAFETY: a non-null value at this index is the Box<Vec<u8>> stored
+        // by `remember_connection_sid_ctx`, alive while the connection is.
+        if let Some(own) = unsafe { own.as_ref() } {
+            return own.clone();
+        }
+    }
+    // SAFETY: the connection holds a reference to its current ctx.
+    unsafe { state_of(conn.current_ctx()) }.map_or_else(Vec::new, |s| s.sid_ctx())
+}
+
+/// Records the session-ID context the application set on one connection.
+pub fn remember_connection_sid_ctx(conn: Connection, sid_ctx: &[u8]) {
+    let Some(idx) = *SSL_SID_CTX_INDEX else {
+        return;
+    };
+    let old = conn.ex_data(idx).cast::<Vec<u8>>();
+    let fresh = Box::into_raw(Box::new(sid_ctx.to_vec()));
+    if conn.set_ex_data(idx, fresh.cast()) {
+        if !old.is_null() {
+            // SAFETY: the previous Box stored at this index, replaced above.
+            drop(unsafe { Box::from_raw(old) });
+        }
+    } else {
+        // SAFETY: not stored; still ours.
+        drop(unsafe { Box::from_raw(fresh) });
+    }
+}
+
+/// ex_data free callback for a connection's session-ID context.
+unsafe extern "C" fn free_sid_ctx(
+    _parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    _idx: c_int,
+    _argl: c_long,
+    _argp: *mut c_void,
+) {
+    if !ptr.is_null() {
+        // SAFETY: the Box<Vec<u8>> stored by `remember_connection_sid_ctx`,
+        // freed once with its connection.
+        drop(unsafe { Box::from_raw(ptr.cast::<Vec<u8>>()) });
+    }
+}
+
 /// Called before a connection switches `SSL_CTX`: remembers its session ctx
 /// the first time.
 pub fn remember_session_ctx(conn: Connection) {
@@ -494,6 +618,7 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         return;
     }
     internal_calls_reach_us();
+    store::freeze();
     // SAFETY: live ctx; reads its defaults.
     let (mode, size) = unsafe {
         (
@@ -506,6 +631,7 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         remove_cb: CallbackSlot::empty(),
         get_cb: CallbackSlot::empty(),
         mode: AtomicU32::new(mode as u32),
+        sid_ctx: std::sync::Mutex::new(Vec::new()),
         cache: SessionCache::new(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
     });
     let raw = Arc::into_raw(Arc::clone(&state));

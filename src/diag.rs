@@ -56,10 +56,12 @@ pub enum Event {
     FlushAll,
     /// Removed because its `SSL_CTX` was freed.
     CtxFree,
+    /// A server lookup was answered by the shared store.
+    StoreHit,
 }
 
 impl Event {
-    const ALL: [Event; 10] = [
+    const ALL: [Event; 11] = [
         Event::Add,
         Event::Replace,
         Event::Hit,
@@ -70,6 +72,7 @@ impl Event {
         Event::Expire,
         Event::FlushAll,
         Event::CtxFree,
+        Event::StoreHit,
     ];
 
     fn index(self) -> usize {
@@ -89,6 +92,7 @@ impl Event {
             Event::Expire => "expired",
             Event::FlushAll => "flushed",
             Event::CtxFree => "ctx_freed",
+            Event::StoreHit => "store_lookups_served",
         }
     }
 
@@ -104,6 +108,7 @@ impl Event {
             Event::Expire => "expire",
             Event::FlushAll => "flush",
             Event::CtxFree => "ctx-free",
+            Event::StoreHit => "store-hit",
         }
     }
 }
@@ -178,6 +183,7 @@ fn write_stats(stats: &Stats) {
     if let Some(count) = CACHED_SESSIONS.get() {
         text.push_str(&format!("sessions={}\n", count()));
     }
+    text.push_str(&crate::store::stats_lines());
     let path = stats.dir.join(format!("sesscache.{pid}.stats"));
     let tmp = stats.dir.join(format!(".sesscache.{pid}.stats.tmp"));
     if std::fs::write(&tmp, text)

@@ -350,6 +350,123 @@ pub unsafe extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *m
     unsafe { (real.set_ssl_ctx)(ssl, ctx) }
 }
 
+/// libssl's `SSL_CTX_set_session_id_context`; sesscache also remembers the
+/// context, to which sessions in a shared store are bound.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_CTX_set_session_id_context(
+    ctx: *mut SSL_CTX,
+    sid_ctx: *const c_uchar,
+    sid_ctx_len: c_uint,
+) -> c_int {
+    let Some(real) = libssl::real() else { return 0 };
+    if ctx.is_null() {
+        return 0;
+    }
+    // SAFETY: arguments as received; libssl checks the length.
+    let ret = unsafe { (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len) };
+    if ret == 1 {
+        boundary((), || {
+            // SAFETY: live ctx; libssl accepted `sid_ctx_len` bytes at `sid_ctx`.
+            if let Some(state) = unsafe { state_of(ctx) } {
+                state.set_sid_ctx(unsafe { bytes(sid_ctx, sid_ctx_len) });
+            }
+        });
+    }
+    ret
+}
+
+/// libssl's `SSL_set_session_id_context`; sesscache also remembers the
+/// context, to which sessions in a shared store are bound.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_set_session_id_context(
+    ssl: *mut SSL,
+    sid_ctx: *const c_uchar,
+    sid_ctx_len: c_uint,
+) -> c_int {
+    let Some(real) = libssl::real() else { return 0 };
+    // SAFETY: live connection or NULL.
+    let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {
+        return 0;
+    };
+    // SAFETY: arguments as received; libssl checks the length.
+    let ret = unsafe { (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len) };
+    if ret == 1 {
+        // SAFETY: libssl accepted `sid_ctx_len` bytes at `sid_ctx`.
+        boundary((), || {
+            context::remember_connection_sid_ctx(conn, unsafe { bytes(sid_ctx, sid_ctx_len) })
+        });
+    }
+    ret
+}
+
+/// # Safety
+/// `len` readable bytes at `p` (or `len == 0`).
+unsafe fn bytes<'a>(p: *const c_uchar, len: c_uint) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: per the contract.
+    unsafe { std::slice::from_raw_parts(p, len as usize) }
+}
+
+// ---------------------------------------------------------------------------
+// What sesscache adds to libssl's API
+// ---------------------------------------------------------------------------
+
+/// Sets one sesscache setting by its environment-variable name
+/// (`SESSCACHE_STORE`, `SESSCACHE_STORE_KEY_FILE`, `SESSCACHE_STORE_PREFIX`,
+/// `SESSCACHE_STORE_TIMEOUT_MS`, `SESSCACHE_STORE_PUSH`,
+/// `SESSCACHE_STORE_QUEUE`, `SESSCACHE_STORE_POOL`), overriding the
+/// environment. Only before the process's first `SSL_CTX_new`. Returns 1
+/// if the setting was taken, 0 for an unknown name, an invalid value, NULL,
+/// or a call after the first `SSL_CTX_new`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sesscache_configure(name: *const c_char, value: *const c_char) -> c_int {
+    boundary(0, || {
+        if name.is_null() || value.is_null() {
+            return 0;
+        }
+        // SAFETY: the caller passes NUL-terminated strings.
+        let (name, value) = unsafe {
+            (
+                std::ffi::CStr::from_ptr(name),
+                std::ffi::CStr::from_ptr(value),
+            )
+        };
+        match (name.to_str(), value.to_str()) {
+            (Ok(name), Ok(value)) => c_int::from(crate::store::configure(name, value)),
+            _ => 0,
+        }
+    })
+}
+
+/// Reads one of the shared store's counters by name into `*value`:
+/// `store_hits`, `store_misses`, `store_errors`, `store_rejected` (blobs
+/// that failed authentication, were for another session-ID context, or did
+/// not decode), `store_dropped` (writes dropped because the queue was
+/// full), `store_writes`, `store_deletes`, `store_pushes` (announcements
+/// received from other processes), `store_pool_hits`. Returns 1, or 0 for
+/// an unknown name or NULL pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sesscache_counter(name: *const c_char, value: *mut u64) -> c_int {
+    boundary(0, || {
+        if name.is_null() || value.is_null() {
+            return 0;
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(name) };
+        let Some((_, v)) = crate::store::counters()
+            .into_iter()
+            .find(|(n, _)| name.to_bytes() == n.as_bytes())
+        else {
+            return 0;
+        };
+        // SAFETY: the caller's out-parameter.
+        unsafe { *value = v };
+        1
+    })
+}
+
 // ---------------------------------------------------------------------------
 // The hooks installed on every SSL_CTX (libssl's external-cache callbacks)
 // ---------------------------------------------------------------------------

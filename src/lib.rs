@@ -18,6 +18,7 @@ mod context;
 mod diag;
 mod ffi;
 mod libssl;
+mod store;
 
 /// Says once on stderr when the library is loaded as a shared object but
 /// the process reaches libssl's own `SSL_CTX_new` first (linked after

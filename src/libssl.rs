@@ -25,7 +25,7 @@ pub type RemoveSessionCb = Option<unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SE
 pub type GetSessionCb =
     Option<unsafe extern "C" fn(*mut SSL, *const c_uchar, c_int, *mut c_int) -> *mut SSL_SESSION>;
 
-type ExFree = unsafe extern "C" fn(
+pub type ExFree = unsafe extern "C" fn(
     *mut c_void,
     *mut c_void,
     *mut openssl_sys::CRYPTO_EX_DATA,
@@ -33,7 +33,7 @@ type ExFree = unsafe extern "C" fn(
     c_long,
     *mut c_void,
 );
-type ExDup = unsafe extern "C" fn(
+pub type ExDup = unsafe extern "C" fn(
     *mut openssl_sys::CRYPTO_EX_DATA,
     *const openssl_sys::CRYPTO_EX_DATA,
     *mut *mut c_void,
@@ -47,6 +47,7 @@ type ExDup = unsafe extern "C" fn(
 unsafe extern "C" {
     fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
     fn SSL_SESSION_has_ticket(s: *const SSL_SESSION) -> c_int;
+    fn SSL_SESSION_get0_id_context(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar;
     fn SSL_get_options(s: *const SSL) -> u64;
     fn SSL_is_dtls(s: *const SSL) -> c_int;
     fn SSL_is_server(s: *const SSL) -> c_int;
@@ -118,6 +119,8 @@ real_functions! {
     get_new_cb = "SSL_CTX_sess_get_new_cb": fn(*mut SSL_CTX) -> NewSessionCb;
     get_remove_cb = "SSL_CTX_sess_get_remove_cb": fn(*mut SSL_CTX) -> RemoveSessionCb;
     get_get_cb = "SSL_CTX_sess_get_get_cb": fn(*mut SSL_CTX) -> GetSessionCb;
+    ctx_set_sid_ctx = "SSL_CTX_set_session_id_context": fn(*mut SSL_CTX, *const c_uchar, c_uint) -> c_int;
+    set_sid_ctx = "SSL_set_session_id_context": fn(*mut SSL, *const c_uchar, c_uint) -> c_int;
 }
 
 static REAL: Lazy<Option<Real>> = Lazy::new(|| {
@@ -170,8 +173,21 @@ impl SessionRef {
         Some(SessionRef(sess))
     }
 
+    /// Adopts a reference the caller already owns.
+    ///
+    /// # Safety
+    /// `sess` must be NULL or a live `SSL_SESSION` whose one reference is
+    /// handed over.
+    pub unsafe fn adopt(sess: *mut SSL_SESSION) -> Option<SessionRef> {
+        NonNull::new(sess).map(SessionRef)
+    }
+
     pub fn as_ptr(&self) -> *mut SSL_SESSION {
         self.0.as_ptr()
+    }
+
+    pub fn view(&self) -> Session {
+        Session(self.0)
     }
 
     /// Gives up ownership of the reference, e.g. to libssl.
@@ -242,6 +258,31 @@ impl Session {
         self.with_id(|id| SessionKey::new(version, id))
     }
 
+    /// The session-ID context the session was made in.
+    pub fn id_context(self) -> Vec<u8> {
+        let mut len: c_uint = 0;
+        // SAFETY: live session; libssl returns a pointer into the session's
+        // own buffer of `len` bytes (at most 32).
+        let p = unsafe { SSL_SESSION_get0_id_context(self.as_ptr(), &mut len) };
+        if p.is_null() || len == 0 {
+            return Vec::new();
+        }
+        // SAFETY: as above; copied out at once.
+        unsafe { std::slice::from_raw_parts(p, len as usize) }.to_vec()
+    }
+
+    /// The session's DER encoding (`i2d_SSL_SESSION`).
+    pub fn to_der(self) -> Option<Vec<u8>> {
+        // SAFETY: live session; a NULL output pointer asks for the length.
+        let len = unsafe { openssl_sys::i2d_SSL_SESSION(self.as_ptr(), std::ptr::null_mut()) };
+        let len = usize::try_from(len).ok().filter(|&n| n > 0)?;
+        let mut der = vec![0u8; len];
+        let mut out = der.as_mut_ptr();
+        // SAFETY: `der` has room for exactly the length libssl reported.
+        let written = unsafe { openssl_sys::i2d_SSL_SESSION(self.as_ptr(), &mut out) };
+        (usize::try_from(written).ok() == Some(len)).then_some(der)
+    }
+
     pub fn expiry(self) -> Expiry {
         // SAFETY: live session.
         let (time, timeout) = unsafe {
@@ -267,6 +308,19 @@ impl Session {
         let has_ticket = unsafe { SSL_SESSION_has_ticket(self.as_ptr()) } == 1;
         self.is_resumable() || (self.has_empty_id() && !has_ticket)
     }
+}
+
+/// A session decoded from DER (`d2i_SSL_SESSION`); `None` if it does not
+/// decode completely.
+pub fn session_from_der(der: &[u8]) -> Option<SessionRef> {
+    let len = c_long::try_from(der.len()).ok()?;
+    let mut p = der.as_ptr();
+    // SAFETY: `p` points at `len` readable bytes; libssl advances it.
+    let sess = unsafe { openssl_sys::d2i_SSL_SESSION(std::ptr::null_mut(), &mut p, len) };
+    // SAFETY: d2i hands us the one reference of a new session (or NULL).
+    let sess = unsafe { SessionRef::adopt(sess) }?;
+    // Trailing bytes mean the blob was not one DER session.
+    (p as usize == der.as_ptr() as usize + der.len()).then_some(sess)
 }
 
 /// Borrowed view of a live `SSL` connection.
@@ -345,8 +399,8 @@ pub fn new_ctx_index(free: ExFree) -> Option<c_int> {
     (idx >= 0).then_some(idx)
 }
 
-/// Allocates an `SSL` ex_data index whose dup callback is `dup`.
-pub fn new_ssl_index(dup: ExDup) -> Option<c_int> {
+/// Allocates an `SSL` ex_data index with the given dup and free callbacks.
+pub fn new_ssl_index(dup: ExDup, free: Option<ExFree>) -> Option<c_int> {
     // SAFETY: plain registration call.
     let idx = unsafe {
         CRYPTO_get_ex_new_index(
@@ -355,7 +409,7 @@ pub fn new_ssl_index(dup: ExDup) -> Option<c_int> {
             std::ptr::null_mut(),
             std::ptr::null(),
             Some(dup),
-            None,
+            free,
         )
     };
     (idx >= 0).then_some(idx)

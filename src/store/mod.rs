@@ -1,0 +1,705 @@
+//! A shared session store behind the in-process cache.
+//!
+//! The in-process cache stays the first level. With a store configured
+//! (`SESSCACHE_STORE=redis://…`), a session the cache stores for a server is
+//! also sealed (see [`seal`]) and written to the store with the lifetime it
+//! has left, and announced to the other processes sharing the store, which
+//! keep it in a local pool; a server lookup that misses locally asks the
+//! pool, then the store; a removal deletes it from the store and tells the
+//! others, which forget it too.
+//!
+//! Nothing here may make a handshake fail or hang: reads are bounded by the
+//! store's timeout and skipped while the store is down; writes and deletes
+//! go through a bounded queue to a background thread (overflow is dropped
+//! and counted). Backends plug in behind [`Backend`].
+
+pub mod redis;
+pub mod seal;
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::c_int;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+
+use crate::cache::SessionKey;
+use crate::diag;
+use crate::libssl::{self, Session, SessionRef};
+use seal::Keyring;
+
+/// A store failed or is unreachable; the caller goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+/// One connection to a store.
+pub trait StoreConnection: Send {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` under `key` for `ttl_secs` seconds.
+    fn put(&mut self, key: &str, value: &[u8], ttl_secs: u64) -> Result<(), StoreError>;
+    fn delete(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Sends `message` to every process listening on `channel`.
+    fn publish(&mut self, channel: &str, message: &[u8]) -> Result<(), StoreError>;
+}
+
+/// A kind of store: opens connections and listens for peers' messages.
+pub trait Backend: Send + Sync {
+    /// A connection whose every operation is bounded by the configured
+    /// timeout.
+    fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError>;
+    /// Delivers messages published on `channel` until the connection fails
+    /// (then returns the error; the caller reconnects after a pause).
+    fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError;
+}
+
+/// The store's settings: from the environment, or `sesscache_configure`
+/// before the first `SSL_CTX_new`.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub url: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub push: bool,
+    pub queue: usize,
+    pub pool: usize,
+}
+
+impl StoreConfig {
+    fn from_env() -> StoreConfig {
+        let mut config = StoreConfig {
+            url: None,
+            key_file: None,
+            prefix: "sesscache:".into(),
+            timeout: Duration::from_millis(20),
+            push: true,
+            queue: 4096,
+            pool: 20480,
+        };
+        for name in SETTINGS {
+            if let Some(value) = std::env::var_os(name).and_then(|v| v.into_string().ok()) {
+                if !config.set(name, &value) {
+                    diag::warn_once(
+                        "sesscache: a SESSCACHE_STORE* variable has an invalid value; it is ignored",
+                    );
+                }
+            }
+        }
+        config
+    }
+
+    /// Applies one setting by its environment-variable name.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        let number = || value.parse::<u64>().ok();
+        match name {
+            "SESSCACHE_STORE" => self.url = (!value.is_empty()).then(|| value.to_string()),
+            "SESSCACHE_STORE_KEY_FILE" => {
+                self.key_file = (!value.is_empty()).then(|| PathBuf::from(value))
+            }
+            "SESSCACHE_STORE_PREFIX" => self.prefix = value.to_string(),
+            "SESSCACHE_STORE_TIMEOUT_MS" => match number().filter(|&ms| (1..=60_000).contains(&ms))
+            {
+                Some(ms) => self.timeout = Duration::from_millis(ms),
+                None => return false,
+            },
+            "SESSCACHE_STORE_PUSH" => match value {
+                "0" => self.push = false,
+                "1" => self.push = true,
+                _ => return false,
+            },
+            "SESSCACHE_STORE_QUEUE" => match number().filter(|&n| (1..=1 << 20).contains(&n)) {
+                Some(n) => self.queue = n as usize,
+                None => return false,
+            },
+            "SESSCACHE_STORE_POOL" => match number().filter(|&n| n <= 1 << 24) {
+                Some(n) => self.pool = n as usize,
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Every setting, by its environment-variable name.
+pub const SETTINGS: [&str; 7] = [
+    "SESSCACHE_STORE",
+    "SESSCACHE_STORE_KEY_FILE",
+    "SESSCACHE_STORE_PREFIX",
+    "SESSCACHE_STORE_TIMEOUT_MS",
+    "SESSCACHE_STORE_PUSH",
+    "SESSCACHE_STORE_QUEUE",
+    "SESSCACHE_STORE_POOL",
+];
+
+/// Counters of the store, readable by name.
+#[derive(Default)]
+pub struct StoreCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub errors: AtomicU64,
+    pub rejected: AtomicU64,
+    pub dropped: AtomicU64,
+    pub writes: AtomicU64,
+    pub deletes: AtomicU64,
+    pub pushes: AtomicU64,
+    pub pool_hits: AtomicU64,
+}
+
+impl StoreCounters {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("store_hits", v(&self.hits)),
+            ("store_misses", v(&self.misses)),
+            ("store_errors", v(&self.errors)),
+            ("store_rejected", v(&self.rejected)),
+            ("store_dropped", v(&self.dropped)),
+            ("store_writes", v(&self.writes)),
+            ("store_deletes", v(&self.deletes)),
+            ("store_pushes", v(&self.pushes)),
+            ("store_pool_hits", v(&self.pool_hits)),
+        ]
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+enum Job {
+    Put {
+        key: String,
+        blob: Vec<u8>,
+        ttl: u64,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+const MSG_PUT: u8 = b'P';
+const MSG_DELETE: u8 = b'D';
+/// How long a peer's deletion is remembered, so that a copy cached here
+/// before the deletion is not resumed (longer than any default lifetime).
+const TOMBSTONE_SECS: i64 = 24 * 3600;
+
+/// Sessions other processes announced, and the keys they deleted.
+#[derive(Default)]
+struct Peers {
+    pool: HashMap<String, (Vec<u8>, i64)>,
+    pool_order: VecDeque<String>,
+    tombstones: HashMap<String, i64>,
+    tombstone_order: VecDeque<String>,
+}
+
+/// The store as this process uses it.
+pub struct Remote {
+    backend: Arc<dyn Backend>,
+    keys: Keyring,
+    config: StoreConfig,
+    /// The connection lookups use (writes have their own, on the writer).
+    reader: Mutex<Link>,
+    jobs: SyncSender<Job>,
+    jobs_rx: Mutex<Option<Receiver<Job>>>,
+    peers: Mutex<Peers>,
+    instance: [u8; 8],
+    pub counters: StoreCounters,
+}
+
+/// A connection that is reopened after a failure, not before a pause that
+/// doubles with each failure (100 ms to 5 s).
+struct Link {
+    conn: Option<Box<dyn StoreConnection>>,
+    retry_at: Option<std::time::Instant>,
+    pause: Duration,
+}
+
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            conn: None,
+            retry_at: None,
+            pause: FIRST_PAUSE,
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        backend: &dyn Backend,
+        op: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+            return Err(StoreError("store down; waiting before reconnecting".into()));
+        }
+        if self.conn.is_none() {
+            match backend.connect() {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        match op(conn.as_mut()) {
+            Ok(v) => {
+                self.retry_at = None;
+                self.pause = FIRST_PAUSE;
+                Ok(v)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(self.failed(e))
+            }
+        }
+    }
+
+    fn failed(&mut self, e: StoreError) -> StoreError {
+        self.retry_at = Some(std::time::Instant::now() + self.pause);
+        self.pause = (self.pause * 2).min(LONGEST_PAUSE);
+        e
+    }
+}
+
+impl Remote {
+    pub fn new(backend: Arc<dyn Backend>, keys: Keyring, config: StoreConfig) -> Remote {
+        let (jobs, jobs_rx) = sync_channel(config.queue);
+        let mut instance = [0u8; 8];
+        // SAFETY: fills our 8-byte buffer; a failure leaves zeros, which
+        // only means our own announcements are not recognised as ours.
+        unsafe { openssl_sys::RAND_bytes(instance.as_mut_ptr(), instance.len() as c_int) };
+        Remote {
+            backend,
+            keys,
+            config,
+            reader: Mutex::new(Link::new()),
+            jobs,
+            jobs_rx: Mutex::new(Some(jobs_rx)),
+            peers: Mutex::new(Peers::default()),
+            instance,
+            counters: StoreCounters::default(),
+        }
+    }
+
+    /// Starts the writer and, with pushes on, the listener thread.
+    pub fn start(&'static self) {
+        let rx = self
+            .jobs_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rx) = rx {
+            let spawned = std::thread::Builder::new()
+                .name("sesscache-store-writer".into())
+                .spawn(move || self.write_loop(rx));
+            if spawned.is_err() {
+                diag::warn_once(
+                    "sesscache: cannot start the store writer thread; sessions are not shared",
+                );
+            }
+        }
+        if self.config.push {
+            let spawned = std::thread::Builder::new()
+                .name("sesscache-store-listener".into())
+                .spawn(move || self.listen_loop());
+            if spawned.is_err() {
+                diag::warn_once(
+                    "sesscache: cannot start the store listener thread; sessions are fetched on demand",
+                );
+            }
+        }
+    }
+
+    fn channel(&self) -> String {
+        format!("{}events", self.config.prefix)
+    }
+
+    /// The store key of a session: prefix, version, ID, in hex.
+    pub fn store_key(&self, key: &SessionKey) -> String {
+        let mut s = String::with_capacity(self.config.prefix.len() + 5 + 2 * key.id().len());
+        s.push_str(&self.config.prefix);
+        s.push_str(&format!("{:04x}:", key.version() & 0xffff));
+        for b in key.id() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Associated data: the blob is valid only for this version, ID and
+    /// session-ID context.
+    fn aad(key: &SessionKey, sid_ctx: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(16 + key.id().len() + sid_ctx.len());
+        aad.extend_from_slice(b"sesscache-v1");
+        aad.extend_from_slice(&key.version().to_be_bytes());
+        aad.push(key.id().len() as u8);
+        aad.extend_from_slice(key.id());
+        aad.push(sid_ctx.len() as u8);
+        aad.extend_from_slice(sid_ctx);
+        aad
+    }
+
+    /// A server cached a new session: write it to the store (in the
+    /// background) with the lifetime it has left.
+    pub fn session_stored(&self, key: &SessionKey, sess: Session) {
+        let ttl = sess.expiry().seconds_left(libssl::now());
+        let Some(ttl) = ttl.filter(|&t| t > 0) else {
+            return;
+        };
+        let Some(der) = sess.to_der() else {
+            bump(&self.counters.errors);
+            return;
+        };
+        let Some(blob) = self.keys.seal(&der, &Remote::aad(key, &sess.id_context())) else {
+            bump(&self.counters.errors);
+            return;
+        };
+        self.enqueue(Job::Put {
+            key: self.store_key(key),
+            blob,
+            ttl,
+        });
+    }
+
+    /// A session was removed here: delete it from the store and tell peers.
+    pub fn session_removed(&self, key: &SessionKey) {
+        self.enqueue(Job::Delete {
+            key: self.store_key(key),
+        });
+    }
+
+    fn enqueue(&self, job: Job) {
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                bump(&self.counters.dropped)
+            }
+        }
+    }
+
+    /// Whether a peer deleted this session (so a local copy must go).
+    pub fn deleted_by_peer(&self, key: &SessionKey) -> bool {
+        if !self.config.push {
+            return false;
+        }
+        let store_key = self.store_key(key);
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .tombstones
+            .get(&store_key)
+            .is_some_and(|&until| until > libssl::now())
+    }
+
+    /// Server lookup after a local miss: the peers' pool, then the store.
+    /// A blob that does not open for this version, ID and session-ID
+    /// context, does not decode, or is for another session is rejected.
+    pub fn fetch(&self, key: &SessionKey, sid_ctx: &[u8]) -> Option<SessionRef> {
+        let store_key = self.store_key(key);
+        let now = libssl::now();
+        let pooled = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            if peers
+                .tombstones
+                .get(&store_key)
+                .is_some_and(|&until| until > now)
+            {
+                return None;
+            }
+            peers.pool.remove(&store_key)
+        };
+        let blob = match pooled {
+            Some((blob, expires)) if expires > now => {
+                bump(&self.counters.pool_hits);
+                blob
+            }
+            _ => {
+                let got = self
+                    .reader
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .run(self.backend.as_ref(), |c| c.get(&store_key));
+                match got {
+                    Ok(Some(blob)) => blob,
+                    Ok(None) => {
+                        bump(&self.counters.misses);
+                        return None;
+                    }
+                    Err(_) => {
+                        bump(&self.counters.errors);
+                        return None;
+                    }
+                }
+            }
+        };
+        let session = self
+            .keys
+            .open(&blob, &Remote::aad(key, sid_ctx))
+            .ok()
+            .and_then(|der| libssl::session_from_der(&der))
+            .filter(|s| s.view().key().as_ref() == Some(key));
+        match session {
+            Some(s) if !s.view().expiry().has_passed(now) => {
+                bump(&self.counters.hits);
+                Some(s)
+            }
+            Some(_) => {
+                bump(&self.counters.misses);
+                None
+            }
+            None => {
+                bump(&self.counters.rejected);
+                diag::warn_once(
+                    "sesscache: rejected a session blob from the store (forged, other context or unknown key)",
+                );
+                None
+            }
+        }
+    }
+
+    fn write_loop(&self, jobs: Receiver<Job>) {
+        let mut link = Link::new();
+        let channel = self.channel();
+        for job in jobs {
+            let (key, announce) = match &job {
+                Job::Put { key, .. } => (key.clone(), MSG_PUT),
+                Job::Delete { key } => (key.clone(), MSG_DELETE),
+            };
+            let result = link.run(self.backend.as_ref(), |c| {
+                match &job {
+                    Job::Put { key, blob, ttl } => c.put(key, blob, *ttl)?,
+                    Job::Delete { key } => c.delete(key)?,
+                }
+                if self.config.push {
+                    let blob = match &job {
+                        Job::Put { blob, .. } => blob.as_slice(),
+                        Job::Delete { .. } => &[],
+                    };
+                    c.publish(&channel, &self.message(announce, &key, blob))?;
+                }
+                Ok(())
+            });
+            match (result, announce) {
+                (Ok(()), MSG_PUT) => bump(&self.counters.writes),
+                (Ok(()), _) => bump(&self.counters.deletes),
+                (Err(_), _) => bump(&self.counters.errors),
+            }
+        }
+    }
+
+    /// `kind` | instance (8) | key length (2) | key | blob.
+    fn message(&self, kind: u8, key: &str, blob: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(11 + key.len() + blob.len());
+        m.push(kind);
+        m.extend_from_slice(&self.instance);
+        m.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        m.extend_from_slice(key.as_bytes());
+        m.extend_from_slice(blob);
+        m
+    }
+
+    fn listen_loop(&self) {
+        let channel = self.channel();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let mut delivered = false;
+            let _error = self.backend.listen(&channel, &mut |m| {
+                delivered = true;
+                self.peer_message(m);
+            });
+            pause = if delivered {
+                FIRST_PAUSE
+            } else {
+                (pause * 2).min(LONGEST_PAUSE)
+            };
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// A message from another process: keep its session in the pool, or
+    /// remember its deletion.
+    pub fn peer_message(&self, m: &[u8]) {
+        if m.len() < 11 {
+            return;
+        }
+        let (kind, instance, key_len) =
+            (m[0], &m[1..9], u16::from_be_bytes([m[9], m[10]]) as usize);
+        if instance == self.instance || m.len() < 11 + key_len {
+            return;
+        }
+        let Ok(key) = std::str::from_utf8(&m[11..11 + key_len]) else {
+            return;
+        };
+        if !key.starts_with(&self.config.prefix) {
+            return;
+        }
+        bump(&self.counters.pushes);
+        let now = libssl::now();
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            MSG_PUT if self.config.pool > 0 => {
+                if peers.tombstones.contains_key(key) {
+                    return;
+                }
+                while peers.pool.len() >= self.config.pool {
+                    let Some(old) = peers.pool_order.pop_front() else {
+                        break;
+                    };
+                    peers.pool.remove(&old);
+                }
+                // The blob's own expiry is inside the sealed session; the
+                // pool keeps it at most as long as a default session lives.
+                let blob = m[11 + key_len..].to_vec();
+                if peers
+                    .pool
+                    .insert(key.to_string(), (blob, now + 7200))
+                    .is_none()
+                {
+                    peers.pool_order.push_back(key.to_string());
+                }
+            }
+            MSG_DELETE => {
+                peers.pool.remove(key);
+                while peers.tombstones.len() >= self.config.pool.max(1024) {
+                    let Some(old) = peers.tombstone_order.pop_front() else {
+                        break;
+                    };
+                    peers.tombstones.remove(&old);
+                }
+                if peers
+                    .tombstones
+                    .insert(key.to_string(), now + TOMBSTONE_SECS)
+                    .is_none()
+                {
+                    peers.tombstone_order.push_back(key.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The process's store: configured once, re-created after fork
+// ---------------------------------------------------------------------------
+
+static CONFIG: Lazy<Mutex<StoreConfig>> = Lazy::new(|| Mutex::new(StoreConfig::from_env()));
+/// Set when the first `SSL_CTX` is created: the configuration is final.
+static FROZEN: AtomicBool = AtomicBool::new(false);
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// This process's store; reset to NULL in a forked child, whose copy has
+/// no threads (the parent's is leaked there on purpose: its locks may be
+/// held by threads that do not exist in the child).
+static REMOTE: AtomicPtr<Remote> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Changes a setting; only before the first `SSL_CTX_new`.
+pub fn configure(name: &str, value: &str) -> bool {
+    if FROZEN.load(Ordering::Acquire) {
+        return false;
+    }
+    CONFIG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set(name, value)
+}
+
+extern "C" fn forget_parent_store() {
+    REMOTE.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+/// Makes the configuration final (first `SSL_CTX_new`) and says on stderr
+/// why a configured store cannot be used.
+pub fn freeze() {
+    if FROZEN.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(url) = config.url.as_deref() else {
+        return;
+    };
+    if !url.starts_with("redis://") {
+        diag::warn_once("sesscache: SESSCACHE_STORE must be a redis:// URL; the store is not used");
+        return;
+    }
+    match config.key_file.as_deref().map(Keyring::load) {
+        Some(Ok(_)) => {}
+        Some(Err(_)) => {
+            diag::warn_once(
+                "sesscache: the store's key file cannot be used (SESSCACHE_STORE_KEY_FILE: missing, unreadable, or not 64-hex-digit keys); the store is not used",
+            );
+            return;
+        }
+        None => {
+            diag::warn_once(
+                "sesscache: SESSCACHE_STORE is set but SESSCACHE_STORE_KEY_FILE is not: sessions are never stored unencrypted; the store is not used",
+            );
+            return;
+        }
+    }
+    // SAFETY: registers a plain function to run in forked children.
+    unsafe { libc::pthread_atfork(None, None, Some(forget_parent_store)) };
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// The store, if one is configured and usable; created (with its threads)
+/// on first use in each process.
+pub fn remote() -> Option<&'static Remote> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let current = REMOTE.load(Ordering::Acquire);
+    if !current.is_null() {
+        // SAFETY: published below from a leaked Box, never freed.
+        return Some(unsafe { &*current });
+    }
+    let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let keys = Keyring::load(config.key_file.as_deref()?).ok()?;
+    let backend = Arc::new(redis::RedisBackend::new(config.url.as_deref()?, config.timeout).ok()?);
+    let fresh = Box::into_raw(Box::new(Remote::new(backend, keys, config)));
+    match REMOTE.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            // SAFETY: just published; lives for the rest of the process.
+            let remote: &'static Remote = unsafe { &*fresh };
+            remote.start();
+            Some(remote)
+        }
+        Err(winner) => {
+            // SAFETY: ours was never published or started.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: published by the winner, never freed.
+            Some(unsafe { &*winner })
+        }
+    }
+}
+
+/// The store's counters by name (zero when no store is in use).
+pub fn counters() -> Vec<(&'static str, u64)> {
+    let current = REMOTE.load(Ordering::Acquire);
+    // SAFETY: a published Remote is never freed.
+    match unsafe { current.as_ref() } {
+        Some(remote) => remote.counters.named().to_vec(),
+        None => StoreCounters::default().named().to_vec(),
+    }
+}
+
+/// For the stats file: `name=value` lines of the store's counters when a
+/// store is in use.
+pub fn stats_lines() -> String {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return String::new();
+    }
+    counters()
+        .iter()
+        .map(|(n, v)| format!("{n}={v}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

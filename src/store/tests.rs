@@ -1,0 +1,373 @@
+//! The store's logic against an in-memory backend: sealing and binding,
+//! rejection of bad blobs, peers' announcements, failure handling.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+use std::ffi::{c_int, c_long, c_uchar, c_uint};
+
+use openssl_sys::SSL_SESSION;
+
+// libssl's session-building API (not all of it is in openssl-sys). The
+// time setters are the library's own exports in this test binary, which
+// forward to libssl.
+unsafe extern "C" {
+    fn SSL_SESSION_new() -> *mut SSL_SESSION;
+    fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, id: *const c_uchar, len: c_uint) -> c_int;
+    fn SSL_SESSION_set1_id_context(s: *mut SSL_SESSION, ctx: *const c_uchar, len: c_uint) -> c_int;
+    fn SSL_SESSION_set_protocol_version(s: *mut SSL_SESSION, version: c_int) -> c_int;
+    fn SSL_SESSION_set1_master_key(s: *mut SSL_SESSION, key: *const c_uchar, len: usize) -> c_int;
+    fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long;
+    fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long;
+    fn SSL_SESSION_set_cipher(s: *mut SSL_SESSION, cipher: *const openssl_sys::SSL_CIPHER)
+    -> c_int;
+    fn SSL_CIPHER_find(
+        ssl: *mut openssl_sys::SSL,
+        bytes: *const c_uchar,
+    ) -> *const openssl_sys::SSL_CIPHER;
+}
+
+/// A TLS 1.2 cipher (a static table entry in libssl), which a session
+/// needs to be encoded.
+fn tls12_cipher() -> usize {
+    static CIPHER: once_cell::sync::Lazy<usize> = once_cell::sync::Lazy::new(|| {
+        // SAFETY: a throw-away ctx and connection, used only to look the
+        // cipher up and freed at once; the cipher itself is static.
+        unsafe {
+            let ctx = openssl_sys::SSL_CTX_new(openssl_sys::TLS_method());
+            let ssl = openssl_sys::SSL_new(ctx);
+            let cipher = SSL_CIPHER_find(ssl, [0xc0u8, 0x2b].as_ptr());
+            openssl_sys::SSL_free(ssl);
+            openssl_sys::SSL_CTX_free(ctx);
+            assert!(!cipher.is_null());
+            cipher as usize
+        }
+    });
+    *CIPHER
+}
+
+const K1: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const K2: &str = "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f";
+
+#[derive(Default)]
+struct Memory {
+    data: Mutex<HashMap<String, Vec<u8>>>,
+    published: Mutex<Vec<Vec<u8>>>,
+    down: AtomicBool,
+    gets: AtomicU64,
+}
+
+struct MemoryConnection(Arc<Memory>);
+
+fn check(m: &Memory) -> Result<(), StoreError> {
+    if m.down.load(Ordering::SeqCst) {
+        Err(StoreError("down".into()))
+    } else {
+        Ok(())
+    }
+}
+
+impl StoreConnection for MemoryConnection {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.gets.fetch_add(1, Ordering::SeqCst);
+        check(&self.0)?;
+        Ok(self.0.data.lock().unwrap().get(key).cloned())
+    }
+    fn put(&mut self, key: &str, value: &[u8], _ttl: u64) -> Result<(), StoreError> {
+        check(&self.0)?;
+        self.0
+            .data
+            .lock()
+            .unwrap()
+            .insert(key.into(), value.to_vec());
+        Ok(())
+    }
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        check(&self.0)?;
+        self.0.data.lock().unwrap().remove(key);
+        Ok(())
+    }
+    fn publish(&mut self, _channel: &str, message: &[u8]) -> Result<(), StoreError> {
+        check(&self.0)?;
+        self.0.published.lock().unwrap().push(message.to_vec());
+        Ok(())
+    }
+}
+
+struct MemoryBackend(Arc<Memory>);
+
+impl Backend for MemoryBackend {
+    fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError> {
+        check(&self.0)?;
+        Ok(Box::new(MemoryConnection(Arc::clone(&self.0))))
+    }
+    fn listen(&self, _channel: &str, _deliver: &mut dyn FnMut(&[u8])) -> StoreError {
+        StoreError("the tests deliver messages themselves".into())
+    }
+}
+
+fn config(push: bool) -> StoreConfig {
+    StoreConfig {
+        url: Some("memory".into()),
+        key_file: None,
+        prefix: "t:".into(),
+        timeout: Duration::from_millis(5),
+        push,
+        queue: 16,
+        pool: 8,
+    }
+}
+
+/// A started remote on `memory`, leaked as the real one is.
+fn remote(memory: &Arc<Memory>, key: &str, push: bool) -> &'static Remote {
+    let r = Box::leak(Box::new(Remote::new(
+        Arc::new(MemoryBackend(Arc::clone(memory))),
+        Keyring::parse(key).unwrap(),
+        config(push),
+    )));
+    r.start();
+    r
+}
+
+/// A session as libssl would cache it: ID, version, context, fresh time.
+fn session(id_byte: u8, sid_ctx: &[u8], timeout: i64) -> SessionRef {
+    // SAFETY: building a new session through libssl's public API; the
+    // reference SSL_SESSION_new returns is adopted by the SessionRef.
+    unsafe {
+        let s = SSL_SESSION_new();
+        assert!(!s.is_null());
+        let id = [id_byte; 32];
+        assert_eq!(SSL_SESSION_set1_id(s, id.as_ptr(), 32), 1);
+        assert_eq!(
+            SSL_SESSION_set1_id_context(s, sid_ctx.as_ptr(), sid_ctx.len() as c_uint),
+            1
+        );
+        SSL_SESSION_set_protocol_version(s, 0x0303);
+        let master = [7u8; 48];
+        SSL_SESSION_set1_master_key(s, master.as_ptr(), master.len());
+        SSL_SESSION_set_timeout(s, timeout as c_long);
+        assert_eq!(SSL_SESSION_set_cipher(s, tls12_cipher() as *const _), 1);
+        SessionRef::adopt(s).unwrap()
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn stored(memory: &Memory, r: &Remote, s: &SessionRef) -> bool {
+    let key = r.store_key(&s.view().key().unwrap());
+    memory.data.lock().unwrap().contains_key(&key)
+}
+
+#[test]
+fn a_stored_session_is_fetched_by_another_process_in_the_same_context() {
+    let memory = Arc::new(Memory::default());
+    let (a, b) = (remote(&memory, K1, false), remote(&memory, K1, false));
+    let s = session(1, b"ctx-A", 300);
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    let got = b.fetch(&key, b"ctx-A").expect("fetched");
+    assert_eq!(got.view().key(), Some(key));
+    assert_eq!(got.view().id_context(), b"ctx-A");
+    assert_eq!(b.counters.hits.load(Ordering::Relaxed), 1);
+    let stored_blob = memory
+        .data
+        .lock()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    let der = s.view().to_der().unwrap();
+    assert!(
+        !stored_blob
+            .windows(16)
+            .any(|w| der.windows(16).any(|d| d == w)),
+        "the DER is not stored in the clear"
+    );
+}
+
+#[test]
+fn bad_blobs_are_rejected_and_counted() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, false);
+    let s = session(2, b"ctx-A", 300);
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    let store_key = a.store_key(&key);
+
+    // Another session-ID context.
+    assert!(a.fetch(&key, b"ctx-B").is_none());
+    // A key we do not hold.
+    let other = remote(&memory, K2, false);
+    assert!(other.fetch(&key, b"ctx-A").is_none());
+    // Tampered.
+    memory.data.lock().unwrap().get_mut(&store_key).unwrap()[40] ^= 1;
+    assert!(a.fetch(&key, b"ctx-A").is_none());
+    // Random bytes.
+    memory
+        .data
+        .lock()
+        .unwrap()
+        .insert(store_key.clone(), vec![0x5a; 300]);
+    assert!(a.fetch(&key, b"ctx-A").is_none());
+    // A valid blob of another session, moved under this session's key.
+    let s2 = session(3, b"ctx-A", 300);
+    let key2 = s2.view().key().unwrap();
+    a.session_stored(&key2, s2.view());
+    wait_for("the second write", || stored(&memory, a, &s2));
+    let moved = memory.data.lock().unwrap()[&a.store_key(&key2)].clone();
+    memory.data.lock().unwrap().insert(store_key, moved);
+    assert!(a.fetch(&key, b"ctx-A").is_none());
+
+    assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 4);
+    assert_eq!(other.counters.rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(a.counters.hits.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn removal_deletes_and_announces() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, true);
+    let b = remote(&memory, K1, true);
+    let s = session(4, b"c", 300);
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    wait_for("the announcement", || {
+        memory.published.lock().unwrap().len() == 1
+    });
+
+    // b receives the announcement: served from its pool, not the store.
+    let announce = memory.published.lock().unwrap()[0].clone();
+    a.peer_message(&announce); // its own: ignored
+    assert_eq!(a.counters.pushes.load(Ordering::Relaxed), 0);
+    b.peer_message(&announce);
+    let gets = memory.gets.load(Ordering::SeqCst);
+    assert!(b.fetch(&key, b"c").is_some());
+    assert_eq!(memory.gets.load(Ordering::SeqCst), gets, "no store read");
+    assert_eq!(b.counters.pool_hits.load(Ordering::Relaxed), 1);
+
+    a.session_removed(&key);
+    wait_for("the delete", || !stored(&memory, a, &s));
+    wait_for("the second announcement", || {
+        memory.published.lock().unwrap().len() == 2
+    });
+    let deletion = memory.published.lock().unwrap()[1].clone();
+    assert!(!b.deleted_by_peer(&key));
+    b.peer_message(&deletion);
+    assert!(b.deleted_by_peer(&key), "a local copy on b must go");
+    assert!(b.fetch(&key, b"c").is_none());
+    // A late announcement of the deleted session does not bring it back.
+    b.peer_message(&announce);
+    assert!(b.fetch(&key, b"c").is_none());
+}
+
+#[test]
+fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, false);
+    let key = session(5, b"c", 300).view().key().unwrap();
+    memory.down.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c").is_none());
+    assert!(start.elapsed() < Duration::from_millis(50));
+    assert_eq!(a.counters.errors.load(Ordering::Relaxed), 2);
+    let gets = memory.gets.load(Ordering::SeqCst);
+    assert!(a.fetch(&key, b"c").is_none());
+    assert_eq!(
+        memory.gets.load(Ordering::SeqCst),
+        gets,
+        "no call while pausing"
+    );
+    memory.down.store(false, Ordering::SeqCst);
+    std::thread::sleep(FIRST_PAUSE * 3);
+    assert!(a.fetch(&key, b"c").is_none());
+    assert_eq!(
+        a.counters.misses.load(Ordering::Relaxed),
+        1,
+        "back: a plain miss"
+    );
+}
+
+#[test]
+fn a_full_queue_drops_and_counts() {
+    let memory = Arc::new(Memory::default());
+    let mut cfg = config(false);
+    cfg.queue = 1;
+    // Not started: nothing drains the queue.
+    let r = Remote::new(
+        Arc::new(MemoryBackend(memory)),
+        Keyring::parse(K1).unwrap(),
+        cfg,
+    );
+    let key = session(6, b"c", 300).view().key().unwrap();
+    r.session_removed(&key);
+    r.session_removed(&key);
+    r.session_removed(&key);
+    assert_eq!(r.counters.dropped.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn expired_sessions_are_not_stored_or_served() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, false);
+    let s = session(7, b"c", 300);
+    // Made an hour ago with a five-minute lifetime.
+    // SAFETY: live session; libssl's own setter (the export is not needed).
+    unsafe { SSL_SESSION_set_time(s.as_ptr(), (libssl::now() - 3600) as c_long) };
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!stored(&memory, a, &s), "no lifetime left: not written");
+    // Written by someone anyway (e.g. a clock ahead): not served.
+    let fresh = session(7, b"c", 300);
+    a.session_stored(&key, fresh.view());
+    wait_for("the write", || stored(&memory, a, &fresh));
+    let blob = memory.data.lock().unwrap()[&a.store_key(&key)].clone();
+    let aad = Remote::aad(&key, b"c");
+    let der = a.keys.open(&blob, &aad).unwrap();
+    let decoded = libssl::session_from_der(&der).unwrap();
+    // SAFETY: as above.
+    unsafe { SSL_SESSION_set_time(decoded.as_ptr(), (libssl::now() - 3600) as c_long) };
+    let old_blob = a
+        .keys
+        .seal(&decoded.view().to_der().unwrap(), &aad)
+        .unwrap();
+    memory
+        .data
+        .lock()
+        .unwrap()
+        .insert(a.store_key(&key), old_blob);
+    assert!(a.fetch(&key, b"c").is_none());
+    assert_eq!(a.counters.misses.load(Ordering::Relaxed), 1);
+    assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn settings_are_validated() {
+    let mut c = config(true);
+    assert!(c.set("SESSCACHE_STORE_TIMEOUT_MS", "15"));
+    assert_eq!(c.timeout, Duration::from_millis(15));
+    assert!(!c.set("SESSCACHE_STORE_TIMEOUT_MS", "0"));
+    assert!(!c.set("SESSCACHE_STORE_TIMEOUT_MS", "soon"));
+    assert!(!c.set("SESSCACHE_STORE_PUSH", "yes"));
+    assert!(c.set("SESSCACHE_STORE_PUSH", "0"));
+    assert!(!c.push);
+    assert!(!c.set("SESSCACHE_NOPE", "1"));
+}
