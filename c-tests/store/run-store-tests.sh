@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# Shared session store tests (issue 4): two store_server processes, each
+# with libsesscache.so preloaded, share sessions through a real Redis that
+# this script starts on 127.0.0.1 (free port) and stops again.
+#
+#   c-tests/store/run-store-tests.sh          (or: make test-store)
+#
+# Environment:
+#   SESSCACHE_LIB           the library (default target/release/libsesscache.so);
+#                           "none" runs the servers with plain libssl (to check
+#                           the plumbing: every store check then fails)
+#   STORE_TEST_DIR          build/work directory (default target/store-tests)
+#   STORE_TEST_TIMEOUT_MS   SESSCACHE_STORE_TIMEOUT_MS for the servers (default 20)
+#   STORE_TEST_MARGIN_MS    allowed handshake time above the timeout (default 200)
+#   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 (default all)
+#
+# Prints "PASS|FAIL|INFO <case>: <numbers>" lines, then "N passed, M failed";
+# exits non-zero if anything failed. Needs redis-server and redis-cli.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SRC=$ROOT/c-tests/store
+LIB=${SESSCACHE_LIB:-$ROOT/target/release/libsesscache.so}
+LIB_ORIG=
+OUT=${STORE_TEST_DIR:-$ROOT/target/store-tests}
+TIMEOUT_MS=${STORE_TEST_TIMEOUT_MS:-20}
+MARGIN_MS=${STORE_TEST_MARGIN_MS:-200}
+CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6}
+PREFIX=sesscache:
+CC=${CC:-cc}
+
+REDIS_PID=
+REDIS_PORT=
+declare -A SPID=() SPORT=() SDIR=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+    local pid
+    for pid in "${SPID[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ -n "$REDIS_PID" ]; then
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); say "PASS $1: $2"; }
+fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; }
+info() { say "INFO $1: $2"; }
+check() { # check NAME CONDITION-STATUS NUMBERS
+    if [ "$2" = 0 ]; then pass "$1" "$3"; else fail "$1" "$3"; fi
+}
+# float/int comparison through awk: ok "a >= b"
+ok() { awk "BEGIN { exit !($1) }"; }
+
+for tool in redis-server redis-cli openssl "$CC"; do
+    command -v "$tool" >/dev/null || { say "run-store-tests: $tool is missing (apt-get install redis-server)"; exit 2; }
+done
+if [ "$LIB" != none ] && [ ! -f "$LIB" ]; then
+    say "run-store-tests: $LIB not found (make build)"; exit 2
+fi
+
+# ---------------------------------------------------------------- build
+mkdir -p "$OUT"
+for prog in store_server store_client; do
+    "$CC" -O1 -g -Wall -Wextra -Werror -I"$ROOT/include" "$SRC/$prog.c" \
+        -o "$OUT/$prog" -lssl -lcrypto
+done
+SERVER=$OUT/store_server
+CLIENT=$OUT/store_client
+W=$OUT/run
+rm -rf "$W"
+mkdir -p "$W"
+
+# A private copy, so a rebuild during the run does not change the library.
+if [ "$LIB" != none ]; then
+    cp "$LIB" "$W/libsesscache.so"
+    LIB_ORIG=$LIB
+    LIB=$W/libsesscache.so
+fi
+
+openssl rand -hex 32 >"$W/key1"
+openssl rand -hex 32 >"$W/key2"
+cat "$W/key2" "$W/key1" >"$W/key21" # rotation: new key first, old still readable
+
+# ---------------------------------------------------------------- redis
+free_port() {
+    if command -v python3 >/dev/null; then
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    else
+        local p i
+        for i in $(seq 1 50); do
+            p=$((20000 + RANDOM % 30000))
+            if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+        done
+        echo 0
+    fi
+}
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+redis_start() {
+    redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --daemonize no --protected-mode yes >>"$W/redis.log" 2>&1 &
+    REDIS_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if [ "$(rcli PING 2>/dev/null)" = PONG ]; then return 0; fi
+        sleep 0.05
+    done
+    say "run-store-tests: redis-server did not start on port $REDIS_PORT (see $W/redis.log)"
+    exit 2
+}
+
+redis_kill9() {
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+}
+
+# key of a session in Redis from the client's "VVVV:hex"
+rkey() { printf '%s%s' "$PREFIX" "$1"; }
+
+wait_key() { # wait up to 2 s for a key to appear; prints 1/0
+    local i
+    for i in $(seq 1 40); do
+        if [ "$(rcli EXISTS "$1")" = 1 ]; then echo 1; return; fi
+        sleep 0.05
+    done
+    echo 0
+}
+
+flip_byte() { # flip every bit of the byte in the middle of the value
+    local key=$1 len off byte
+    len=$(rcli STRLEN "$key")
+    off=$((len / 2))
+    byte=$(rcli --raw GETRANGE "$key" "$off" "$off" | head -c1 | od -An -tu1 | tr -d ' ')
+    printf "\\x$(printf %02x $((byte ^ 0xff)))" | rcli -x SETRANGE "$key" "$off" >/dev/null
+    echo "len=$len off=$off byte=$byte->$((byte ^ 0xff))"
+}
+
+# ---------------------------------------------------------------- servers
+# start_server NAME VERSION SID_CTX [KEY_FILE [PUSH [TIMEOUT_S]]]
+# KEY_FILE "-" means no key file; PUSH "-" leaves SESSCACHE_STORE_PUSH unset.
+start_server() {
+    local name=$1 ver=$2 ctx=$3 key=${4:-$W/key1} push=${5:-} timeout=${6:-}
+    local dir=$W/$CASE_DIR/$name
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    local envs=(SESSCACHE_STATS="$dir" SESSCACHE_LOG="$dir/events.log"
+        SESSCACHE_STORE="redis://127.0.0.1:$REDIS_PORT/0"
+        SESSCACHE_STORE_TIMEOUT_MS="$TIMEOUT_MS")
+    [ "$LIB" != none ] && envs+=(LD_PRELOAD="$LIB")
+    [ "$key" != - ] && envs+=(SESSCACHE_STORE_KEY_FILE="$key")
+    [ -n "$push" ] && [ "$push" != - ] && envs+=(SESSCACHE_STORE_PUSH="$push")
+    : >"$dir/stdout"
+    env "${envs[@]}" "$SERVER" 0 "$ver" "$ctx" $timeout >"$dir/stdout" 2>"$dir/stderr" &
+    SPID[$name]=$!
+    SDIR[$name]=$dir
+    local i port=
+    for i in $(seq 1 100); do
+        port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$dir/stdout" 2>/dev/null || true)
+        [ -n "$port" ] && break
+        if ! kill -0 "${SPID[$name]}" 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    if [ -z "$port" ]; then
+        say "run-store-tests: server $name did not start:"; cat "$dir/stderr"; exit 2
+    fi
+    SPORT[$name]=$port
+}
+
+stop_server() {
+    local name=$1 pid=${SPID[$1]} i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "run-store-tests: server $name did not exit on SIGTERM; killed"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "SPID[$name]"
+}
+
+stop_all() {
+    local name
+    for name in "${!SPID[@]}"; do stop_server "$name"; done
+}
+
+# counter NAME COUNTER: from the library's stats file (NA if absent)
+counter() {
+    local f
+    f=$(ls "${SDIR[$1]}"/sesscache.*.stats 2>/dev/null | head -1 || true)
+    local v=
+    [ -n "$f" ] && v=$(sed -n "s/^$2=//p" "$f")
+    echo "${v:-NA}"
+}
+# store counters of a server, for the report
+store_stats() {
+    local n=$1 out="" c
+    for c in store_hits store_pool_hits store_misses store_errors store_rejected store_dropped \
+        store_writes store_deletes store_pushes; do
+        out+="$c=$(counter "$n" "$c") "
+    done
+    echo "$n[hits=$(counter "$n" hits) misses=$(counter "$n" misses) removes=$(counter "$n" removes) ${out% }]"
+}
+# field FILE LINE-TAG NAME: value of NAME=… on the last line starting with TAG
+field() {
+    awk -v k="$2" -v f="$3" '$1 == k { for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == f) v = substr($i, n + 1) } } END { print v }' "$1"
+}
+# field of a "conn i=K" line
+conn_field() {
+    awk -v i="$2" -v f="$3" '$1 == "conn" && $2 == "i=" i { for (j = 2; j <= NF; j++) { n = index($j, "="); if (substr($j, 1, n - 1) == f) v = substr($j, n + 1) } } END { print v }' "$1"
+}
+last_key() { sed -n 's/^last_key=//p' "$1"; }
+ge_num() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ]; } # NA counts as false
+
+client() { # client OUTFILE ARGS…
+    local out=$1
+    shift
+    "$CLIENT" "$@" >"$out" 2>"$out.err"
+}
+
+new_case() {
+    CASE_DIR=$1
+    mkdir -p "$W/$CASE_DIR"
+    rcli FLUSHALL >/dev/null
+}
+
+REDIS_PORT=$(free_port)
+redis_start
+say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID); library: ${LIB_ORIG:-$LIB}; timeout ${TIMEOUT_MS} ms; work dir $W"
+if [ "$LIB" != none ] && ! grep -qa SESSCACHE_STORE "$LIB"; then
+    say "note: $LIB does not mention SESSCACHE_STORE: the store is not implemented in this build"
+fi
+
+want() { [[ " $CASES " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- case 0
+# No key file: a "sesscache:" line on stderr, local cache only, nothing stored.
+if want 0; then
+    new_case c0
+    start_server A 1.2 ctxA -
+    client "$W/c0/client" 200 "${SPORT[A]}" 1.2
+    stop_all
+    r=$(field "$W/c0/client" total resumed)
+    f=$(field "$W/c0/client" total failed)
+    msg=$(grep -m1 '^sesscache:' "${SDIR[A]}/stderr" || true)
+    keys=$(rcli DBSIZE)
+    check "0-no-key" "$([ -n "$msg" ] && [ "$r" -ge 198 ] && [ "$f" = 0 ] && [ "$keys" = 0 ] && echo 0 || echo 1)" \
+        "stderr='${msg:-<none>}' local resumed=$r of 200 failed=$f redis_keys=$keys"
+fi
+
+# ---------------------------------------------------------------- case 1
+# Cross-process resumption: A, B, A, B, … each offering the previous session.
+if want 1; then
+    for v in 1.2 1.3; do
+        new_case "c1-$v"
+        start_server A "$v" ctxA
+        start_server B "$v" ctxA
+        client "$W/c1-$v/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --report-every 250
+        keys=$(rcli DBSIZE)
+        stop_all
+        r=$(field "$W/c1-$v/client" total resumed)
+        f=$(field "$W/c1-$v/client" total failed)
+        rate=$(awk -v r="$r" 'BEGIN { printf "%.1f", 100 * r / 1000 }')
+        check "1-cross-resume-tls$v" "$([ "$r" -ge 990 ] && [ "$f" = 0 ] && echo 0 || echo 1)" \
+            "resumed=$r of 1000 (${rate}%, need >= 990) failed=$f hs/s=$(field "$W/c1-$v/client" total hs_per_s) redis_keys=$keys $(store_stats A) $(store_stats B)"
+    done
+    # A new session every second connection: every offered session was made
+    # by the other server, so each resumption is served by the store or a push
+    # (with TLS 1.2 and no fresh sessions, one store read serves the whole run).
+    for v in 1.2 1.3; do
+        d=$W/c1f-$v
+        new_case "c1f-$v"
+        start_server A "$v" ctxA
+        start_server B "$v" ctxA
+        client "$d/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2
+        stop_all
+        r=$(field "$d/client" total resumed)
+        o=$(field "$d/client" total offered)
+        f=$(field "$d/client" total failed)
+        check "1-cross-fresh-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
+            "resumed=$r of offered=$o (need >= 99%) failed=$f $(store_stats A) $(store_stats B)"
+    done
+    # Without pushes every cross-process resumption is a Redis read (not asserted).
+    new_case c1-nopush
+    start_server A 1.2 ctxA "$W/key1" 0
+    start_server B 1.2 ctxA "$W/key1" 0
+    client "$W/c1-nopush/client" 1000 "${SPORT[A]},${SPORT[B]}" 1.2 --fresh-every 2
+    stop_all
+    info "1-cross-fresh-tls1.2-push0" "resumed=$(field "$W/c1-nopush/client" total resumed) of offered=$(field "$W/c1-nopush/client" total offered) failed=$(field "$W/c1-nopush/client" total failed) $(store_stats A) $(store_stats B)"
+fi
+
+# ---------------------------------------------------------------- case 2
+# Unclean shutdown on one server: the session must not resume on the other.
+# Connection 10 goes to B and resumes the session; the client closes without
+# close_notify; B removes the session; connection 11 offers it to A.
+if want 2; then
+    for v in 1.2 1.3; do
+        d=$W/c2-$v
+        new_case "c2-$v"
+        start_server A "$v" ctxA
+        start_server B "$v" ctxA
+        client "$d/client" 20 "${SPORT[A]},${SPORT[B]}" "$v" --unclean-at 10 --unclean-pause-ms 300
+        ukey=$(field "$d/client" unclean key)
+        exists=$(rcli EXISTS "$(rkey "$ukey")")
+        stop_all
+        r10=$(conn_field "$d/client" 10 resumed)
+        r11=$(field "$d/client" after_unclean resumed)
+        same=$(field "$d/client" after_unclean matches_unclean)
+        offr=$(field "$d/client" after_unclean offered_resumable)
+        f=$(field "$d/client" total failed)
+        bunclean=$(sed -n 's/^server .* unclean=\([0-9]*\).*/\1/p' "${SDIR[B]}/stdout")
+        # conn 10 must be a cross-process resumption (else the check is vacuous)
+        check "2-unclean-tls$v" "$([ "$r10" = 1 ] && [ "$r11" = 0 ] && [ "$same" = 1 ] && [ "$offr" = 1 ] && [ "$f" = 0 ] && [ "$exists" = 0 ] && [ "$bunclean" = 1 ] && echo 0 || echo 1)" \
+            "conn10(B, unclean) resumed=$r10; conn11(A) offered it (resumable on the client: $offr): resumed=$r11 (need 0); key in redis after=$exists (need 0); B unclean=$bunclean failed=$f total_resumed=$(field "$d/client" total resumed)/20 $(store_stats A) $(store_stats B)"
+    done
+    # Without pushes, A is not told (its local copy may still resume): not asserted.
+    d=$W/c2-nopush
+    new_case c2-nopush
+    start_server A 1.2 ctxA "$W/key1" 0
+    start_server B 1.2 ctxA "$W/key1" 0
+    client "$d/client" 20 "${SPORT[A]},${SPORT[B]}" 1.2 --unclean-at 10 --unclean-pause-ms 300
+    stop_all
+    info "2-unclean-tls1.2-push0" "conn10 resumed=$(conn_field "$d/client" 10 resumed) conn11 offered_resumable=$(field "$d/client" after_unclean offered_resumable) resumed=$(field "$d/client" after_unclean resumed) (A keeps its local copy: peers are not told without pushes) $(store_stats A)"
+fi
+
+# ---------------------------------------------------------------- case 3
+# Redis killed (-9) in the middle of a run, then restarted on the same port;
+# and (3b) Redis stopped (SIGSTOP: connections hang) then continued.
+run_outage() { # run_outage NAME VERSION MODE(kill|stop) [CLIENT-OPTIONS…]
+    local name=$1 v=$2 mode=$3 d=$W/$1-$2
+    shift 3
+    local n=4000 every=100 kill_at=10 back_at=20
+    new_case "$name-$v"
+    start_server A "$v" ctxA
+    start_server B "$v" ctxA
+    "$CLIENT" "$n" "${SPORT[A]},${SPORT[B]}" "$v" --report-every "$every" --tail 300 \
+        --interval-ms 1 "$@" >"$d/client" 2>"$d/client.err" &
+    local cpid=$! i windows t_down t_up
+    for i in $(seq 1 600); do # up to 60 s
+        windows=$(grep -c '^window' "$d/client" || true)
+        [ "$windows" -ge "$kill_at" ] && break
+        kill -0 "$cpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$mode" = kill ]; then redis_kill9; else kill -STOP "$REDIS_PID"; fi
+    t_down=$(grep -c '^window' "$d/client" || true)
+    local start=$SECONDS
+    for i in $(seq 1 600); do
+        windows=$(grep -c '^window' "$d/client" || true)
+        [ "$windows" -ge "$back_at" ] && [ $((SECONDS - start)) -ge 2 ] && break
+        kill -0 "$cpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$mode" = kill ]; then redis_start; else kill -CONT "$REDIS_PID"; fi
+    t_up=$(grep -c '^window' "$d/client" || true)
+    local waited=0
+    while kill -0 "$cpid" 2>/dev/null && [ "$waited" -lt 900 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "$cpid" 2>/dev/null || true
+    wait "$cpid" 2>/dev/null || true
+    stop_all
+    local r f mx tail_r tail_o
+    r=$(field "$d/client" total resumed)
+    tail_o=$(field "$d/client" tail offered)
+    f=$(field "$d/client" total failed)
+    mx=$(field "$d/client" total max_ms)
+    tail_r=$(field "$d/client" tail resumed)
+    local limit=$((TIMEOUT_MS + MARGIN_MS))
+    local windows_txt
+    windows_txt=$(awk '$1 == "window" { split($4, a, "="); split($5, b, "="); printf "%s/%s ", a[2], b[2] }' "$d/client")
+    check "3-redis-$mode-tls$v${*:+ $*}" \
+        "$([ -n "$r" ] && [ "$f" = 0 ] && ok "$mx <= $limit" && ok "${tail_r:-0} >= 0.9 * ${tail_o:-1}" && echo 0 || echo 1)" \
+        "failed=${f:-?} max_ms=${mx:-?} (limit $limit) last300: resumed=${tail_r:-?} of offered=${tail_o:-?} (need >= 90%) total resumed=${r:-?} of $n; redis down after window $t_down, back after window $t_up; per-100 resumed/offered: $windows_txt; $(store_stats A) $(store_stats B)"
+}
+if want 3; then
+    run_outage c3-kill 1.2 kill --fresh-every 2
+    run_outage c3-kill 1.3 kill
+    run_outage c3-stop 1.3 stop
+fi
+
+# ---------------------------------------------------------------- case 4
+# Bad blobs: each rejected and counted by B, handshake full, nothing fails.
+# Pushes off, so B reads the (modified) value from Redis.
+bad_blob() { # bad_blob VERSION KIND
+    local v=$1 kind=$2 d=$W/c4-$1-$2
+    new_case "c4-$v-$kind"
+    local bkey=$W/key1 bctx=ctxA
+    case $kind in
+    unknown-key) bkey=$W/key2 ;;
+    other-ctx) bctx=ctxB ;;
+    rotation) bkey=$W/key21 ;;
+    esac
+    start_server A "$v" ctxA "$W/key1" 0
+    start_server B "$v" "$bctx" "$bkey" 0
+    client "$d/a" 1 "${SPORT[A]}" "$v" --save-session "$d/sess.pem"
+    local key what=""
+    key=$(rkey "$(last_key "$d/a")")
+    local stored
+    stored=$(wait_key "$key")
+    case $kind in
+    tampered) [ "$stored" = 1 ] && what=$(flip_byte "$key") ;;
+    random)
+        head -c 120 /dev/urandom >"$d/random.bin"
+        rcli -x SET "$key" <"$d/random.bin" >/dev/null
+        what="120 random bytes" ;;
+    esac
+    client "$d/b" 1 "${SPORT[B]}" "$v" --load-session "$d/sess.pem"
+    local after
+    after=$(rcli EXISTS "$key")
+    stop_all
+    local r f rej
+    r=$(field "$d/b" total resumed)
+    f=$(field "$d/b" total failed)
+    rej=$(counter B store_rejected)
+    local nums="stored=$stored $what B: resumed=$r failed=$f store_rejected=$rej; key still in redis=$after; $(store_stats B)"
+    if [ "$kind" = control ] || [ "$kind" = rotation ]; then
+        check "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 1 ] && [ "$f" = 0 ] && [ "$rej" = 0 ] && echo 0 || echo 1)" "$nums (must resume)"
+    else
+        check "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && ge_num "$rej" 1 && echo 0 || echo 1)" "$nums"
+    fi
+}
+if want 4; then
+    for v in 1.2 1.3; do
+        for kind in control tampered unknown-key other-ctx random rotation; do
+            bad_blob "$v" "$kind"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- case 5
+# TTL: session lifetime 2 s; after 4 s the other server must not resume it
+# and the Redis key must be gone.
+if want 5; then
+    for v in 1.2 1.3; do
+        d=$W/c5-$v
+        new_case "c5-$v"
+        start_server A "$v" ctxA "$W/key1" - 2
+        start_server B "$v" ctxA "$W/key1" - 2
+        client "$d/a" 1 "${SPORT[A]}" "$v" --save-session "$d/sess.pem"
+        key=$(rkey "$(last_key "$d/a")")
+        stored=$(wait_key "$key")
+        pttl=$(rcli PTTL "$key")
+        sleep 4
+        gone=$(rcli EXISTS "$key")
+        client "$d/b" 1 "${SPORT[B]}" "$v" --load-session "$d/sess.pem"
+        stop_all
+        r=$(field "$d/b" total resumed)
+        f=$(field "$d/b" total failed)
+        check "5-ttl-tls$v" "$([ "$stored" = 1 ] && [ "$pttl" -gt 0 ] && [ "$pttl" -le 2000 ] && [ "$gone" = 0 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && echo 0 || echo 1)" \
+            "stored=$stored pttl_ms=$pttl (need 1..2000) exists_after_4s=$gone (need 0) B resumed=$r failed=$f $(store_stats B)"
+    done
+fi
+
+# ---------------------------------------------------------------- case 6
+# Rough benchmark (not asserted).
+if want 6; then
+    for v in 1.2 1.3; do
+        d=$W/c6-$v
+        new_case "c6-$v"
+        start_server A "$v" ctxA
+        start_server B "$v" ctxA
+        client "$d/cross" 1000 "${SPORT[A]},${SPORT[B]}" "$v"
+        client "$d/local" 1000 "${SPORT[A]}" "$v"
+        stop_all
+        start_server A "$v" ctxA "$W/key1" 0
+        start_server B "$v" ctxA "$W/key1" 0
+        client "$d/cross0" 1000 "${SPORT[A]},${SPORT[B]}" "$v"
+        stop_all
+        line() {
+            printf '%s resumed=%s/1000 hs/s=%s mean_resumed_ms=%s p99_resumed_ms=%s mean_full_ms=%s' "$2" \
+                "$(field "$1" total resumed)" "$(field "$1" total hs_per_s)" "$(field "$1" total mean_resumed_ms)" \
+                "$(field "$1" total p99_resumed_ms)" "$(field "$1" total mean_full_ms)"
+        }
+        added=$(awk -v x="$(field "$d/cross0" total mean_resumed_ms)" -v y="$(field "$d/local" total mean_resumed_ms)" \
+            'BEGIN { if (x > 0 && y > 0) printf "%.3f", x - y; else print "n/a" }')
+        info "6-bench-tls$v" "$(line "$d/local" local) | $(line "$d/cross" cross-push) | $(line "$d/cross0" cross-nopush) | added lookup latency (cross-nopush minus local, mean resumed handshake) ms=$added"
+    done
+fi
+
+say "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]

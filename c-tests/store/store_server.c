@@ -1,0 +1,216 @@
+/*
+ * store_server: a plain libssl TLS server for the shared-store tests
+ * (c-tests/store/run-store-tests.sh). It uses only libssl's public API; the
+ * tests run it with LD_PRELOAD=libsesscache.so and SESSCACHE_STORE=… so that
+ * two of these processes share sessions through Redis.
+ *
+ *   store_server PORT VERSION SID_CTX [TIMEOUT_SECONDS]
+ *
+ * PORT 0 picks a free port. VERSION is 1.2 or 1.3 (min = max). SID_CTX is
+ * the session-ID context. TIMEOUT_SECONDS, if given, is the session lifetime
+ * (SSL_CTX_set_timeout). The internal cache runs in its default mode (server
+ * cache) with SSL_OP_NO_TICKET, so TLS 1.3 uses stateful tickets and every
+ * resumption comes from the session cache.
+ *
+ * Prints "READY port=N" once it listens. Then a single-threaded accept loop:
+ * handshake, read one line; if that read fails with SSL_ERROR_SYSCALL or
+ * SSL_ERROR_SSL the client went away without close_notify, and the SSL is
+ * freed without SSL_shutdown (libssl then removes the session from the
+ * cache); otherwise it replies "resumed" or "full" and shuts down cleanly.
+ * SIGTERM/SIGINT end the loop; the server prints its SSL_CTX_sess_*
+ * statistics and returns from main (exit handlers run, so sesscache writes
+ * its final SESSCACHE_STATS file).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "sesscache.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "store_server: %s failed\n", what);
+    ERR_print_errors_fp(stderr);
+    exit(2);
+}
+
+static void make_cert(EVP_PKEY **key, X509 **cert)
+{
+    *key = EVP_EC_gen("P-256");
+    *cert = X509_new();
+    if (*key == NULL || *cert == NULL)
+        die("key generation");
+    X509_set_version(*cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(*cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(*cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(*cert), 3600);
+    X509_set_pubkey(*cert, *key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(*cert), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(*cert, X509_get_subject_name(*cert));
+    if (!X509_sign(*cert, *key, EVP_sha256()))
+        die("certificate signing");
+}
+
+static long served, resumed, unclean, failed_hs;
+
+static void serve_one(SSL_CTX *ctx, int fd)
+{
+    struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        die("SSL_new");
+    SSL_set_fd(ssl, fd);
+    served++;
+    if (SSL_accept(ssl) != 1) {
+        failed_hs++;
+        ERR_clear_error();
+        SSL_free(ssl);
+        close(fd);
+        return;
+    }
+    int reused = SSL_session_reused(ssl);
+    if (reused)
+        resumed++;
+    char line[256];
+    int got = SSL_read(ssl, line, sizeof line - 1);
+    if (got <= 0) {
+        int err = SSL_get_error(ssl, got);
+        ERR_clear_error();
+        if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_SSL) {
+            /* The peer went away without close_notify: no SSL_shutdown, so
+             * SSL_free makes libssl remove the session from the cache. */
+            unclean++;
+            SSL_free(ssl);
+            close(fd);
+            return;
+        }
+        /* close_notify before any data (SSL_ERROR_ZERO_RETURN): clean. */
+    } else {
+        const char *reply = reused ? "resumed\n" : "full\n";
+        SSL_write(ssl, reply, (int)strlen(reply));
+    }
+    SSL_shutdown(ssl);
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4 || argc > 5) {
+        fprintf(stderr, "usage: %s PORT 1.2|1.3 SID_CTX [TIMEOUT_SECONDS]\n", argv[0]);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int port = atoi(argv[1]);
+    int version;
+    if (strcmp(argv[2], "1.2") == 0)
+        version = TLS1_2_VERSION;
+    else if (strcmp(argv[2], "1.3") == 0)
+        version = TLS1_3_VERSION;
+    else {
+        fprintf(stderr, "store_server: version must be 1.2 or 1.3\n");
+        return 2;
+    }
+    const char *sid_ctx = argv[3];
+    long timeout = argc == 5 ? atol(argv[4]) : 0;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    EVP_PKEY *key;
+    X509 *cert;
+    make_cert(&key, &cert);
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        die("SSL_CTX_new");
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    if (SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        die("certificate setup");
+    if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid_ctx,
+                                       (unsigned int)strlen(sid_ctx)) != 1)
+        die("SSL_CTX_set_session_id_context");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (timeout > 0)
+        SSL_CTX_set_timeout(ctx, timeout);
+
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    if (listener < 0
+        || setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0
+        || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0
+        || listen(listener, 64) != 0
+        || getsockname(listener, (struct sockaddr *)&addr, &alen) != 0)
+        die("listen on 127.0.0.1");
+    printf("READY port=%d pid=%d version=%s sid_ctx=%s timeout=%ld\n", ntohs(addr.sin_port),
+           (int)getpid(), argv[2], sid_ctx, SSL_CTX_get_timeout(ctx));
+
+    while (!stop) {
+        struct pollfd pfd = { .fd = listener, .events = POLLIN };
+        int n = poll(&pfd, 1, 200);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll");
+        }
+        if (n == 0)
+            continue;
+        int fd = accept(listener, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            die("accept");
+        }
+        serve_one(ctx, fd);
+    }
+    close(listener);
+
+    printf("server port=%d served=%ld resumed=%ld unclean=%ld failed=%ld"
+           " accept=%ld accept_good=%ld hits=%ld misses=%ld cb_hits=%ld timeouts=%ld"
+           " cache_full=%ld number=%ld\n",
+           ntohs(addr.sin_port), served, resumed, unclean, failed_hs, SSL_CTX_sess_accept(ctx),
+           SSL_CTX_sess_accept_good(ctx), SSL_CTX_sess_hits(ctx), SSL_CTX_sess_misses(ctx),
+           SSL_CTX_sess_cb_hits(ctx), SSL_CTX_sess_timeouts(ctx), SSL_CTX_sess_cache_full(ctx),
+           SSL_CTX_sess_number(ctx));
+    /* The ctx is deliberately not freed: SSL_CTX_free flushes the cache, and
+     * whether a flush at shutdown deletes shared sessions is not what these
+     * tests are about. Exit handlers still run (sesscache's stats file). */
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return 0;
+}
