@@ -29,6 +29,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-c test-valgrind test-bsymbolic check-header clean bench
+.PHONY: test-store
 
 all: build
 
@@ -46,7 +47,7 @@ demo: build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: build lint test-rust test-valgrind check-header test-nginx test-install
+test: build lint test-rust test-valgrind check-header test-nginx test-install test-store
 
 lint:
 	$(CARGO) fmt --check
@@ -54,6 +55,11 @@ lint:
 
 test-rust:
 	$(CARGO) test --release
+
+# Shared session store (Redis): two preloaded servers, a Redis started and
+# stopped by the script on 127.0.0.1 (needs redis-server).
+test-store: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
 
 test-c: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh
