@@ -530,9 +530,16 @@ pub unsafe fn state_of<'a>(ctx: *mut SSL_CTX) -> Option<&'a CtxState> {
     unsafe { p.as_ref() }
 }
 
+/// Whether any connection ever switched `SSL_CTX`; until one does, a
+/// connection's current ctx is its session ctx and the lookup is skipped.
+static ANY_CTX_SWITCH: AtomicBool = AtomicBool::new(false);
+
 /// The `SSL_CTX` whose cache a connection uses: the one it was created with,
 /// even after `SSL_set_SSL_CTX` (libssl's `session_ctx`).
 pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
+    if !ANY_CTX_SWITCH.load(Ordering::Acquire) {
+        return conn.current_ctx();
+    }
     if let Some(idx) = *SSL_INDEX {
         let recorded = conn.ex_data(idx);
         if !recorded.is_null() {
@@ -598,6 +605,7 @@ pub fn remember_session_ctx(conn: Connection) {
     let Some(idx) = *SSL_INDEX else { return };
     if conn.ex_data(idx).is_null() {
         conn.set_ex_data(idx, conn.current_ctx().cast());
+        ANY_CTX_SWITCH.store(true, Ordering::Release);
     }
 }
 

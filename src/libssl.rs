@@ -217,6 +217,17 @@ impl CachedSession for SessionRef {
     fn is_same(&self, other: &SessionRef) -> bool {
         self.0 == other.0
     }
+
+    fn key(&self) -> Option<SessionKey> {
+        self.view().key()
+    }
+
+    fn has_key(&self, key: &SessionKey) -> bool {
+        let sess = self.view();
+        // SAFETY: we hold a reference, so the session is alive.
+        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess.as_ptr()) };
+        version == key.version() && sess.with_id(|id| id == key.id())
+    }
 }
 
 /// Borrowed view of a live `SSL_SESSION`, for reading it.
@@ -235,7 +246,7 @@ impl Session {
     }
 
     /// Runs `f` on the session's ID bytes (at most 32).
-    fn with_id<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+    pub fn with_id<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut len: c_uint = 0;
         // SAFETY: live session; libssl returns a pointer into the session's
         // own ID buffer, which stays valid while the session does.

@@ -13,13 +13,16 @@ use std::sync::Arc;
 
 use sesscache::cache::{CachedSession, Expiry, SessionCache, SessionKey};
 
-/// A session: identity is the allocation.
+/// A session: identity is the allocation; it carries its key.
 #[derive(Clone, Debug)]
-struct Sess(Arc<u32>);
+struct Sess(Arc<(u32, SessionKey)>);
 
 impl CachedSession for Sess {
     fn is_same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+    fn key(&self) -> Option<SessionKey> {
+        Some(self.0.1)
     }
 }
 
@@ -141,7 +144,7 @@ impl Rng {
 }
 
 fn names(v: &[Sess]) -> Vec<u32> {
-    v.iter().map(|s| *s.0).collect()
+    v.iter().map(|s| s.0.0).collect()
 }
 
 fn run_against_model(seed: u64, capacity: usize, ops: usize) {
@@ -167,7 +170,7 @@ fn run_against_model(seed: u64, capacity: usize, ops: usize) {
                 let key = SessionKey::new(version, &id).unwrap();
                 let expiry = Expiry::from_time_and_timeout(rng.below(20) as i64, 0);
                 next_name += 1;
-                let sess = Sess(Arc::new(next_name));
+                let sess = Sess(Arc::new((next_name, key)));
                 let ms = ModelSession {
                     name: next_name,
                     key,
@@ -198,7 +201,7 @@ fn run_against_model(seed: u64, capacity: usize, ops: usize) {
                 let i = rng.below(known.len() as u64) as usize;
                 let key = known[i].1.key;
                 let m = model.remove(&key);
-                assert_eq!(cache.remove(&key).map(|s| *s.0), m, "{ctx}: remove");
+                assert_eq!(cache.remove(&key).map(|s| s.0.0), m, "{ctx}: remove");
             }
             7 => {
                 let t = rng.below(22) as i64;
@@ -253,9 +256,12 @@ fn core_matches_libssl_list_model() {
 #[test]
 fn no_reference_is_leaked_or_lost() {
     let cache: SessionCache<Sess> = SessionCache::new(4);
-    let held: Vec<Sess> = (0..32).map(|i| Sess(Arc::new(i))).collect();
+    let key_of = |i: usize| SessionKey::new(0x0303, &[(i % 6) as u8 + 1; 8]).unwrap();
+    let held: Vec<Sess> = (0..32)
+        .map(|i| Sess(Arc::new((i as u32, key_of(i)))))
+        .collect();
     for (i, s) in held.iter().enumerate() {
-        let key = SessionKey::new(0x0303, &[(i % 6) as u8 + 1; 8]).unwrap();
+        let key = key_of(i);
         let expiry = Expiry::from_time_and_timeout((i % 5) as i64, 0);
         drop(cache.insert(key, s.clone(), expiry));
         drop(cache.insert(key, s.clone(), expiry));
