@@ -23,10 +23,16 @@
  *                       every offered session was made by the other server)
  *   --load-session F    offer the PEM session in F on connection 1
  *   --save-session F    write the last session (PEM) to F at the end
+ *   --touch-session 1   set the loaded session's time to now, so that the
+ *                       client offers it even if its lifetime has passed (a
+ *                       TLS 1.3 client does not offer an expired ticket); the
+ *                       server still judges expiry by its own copy
  *
  * Output (one line each, name=value):
  *   conn i=… port=… offered=0|1 resumed=0|1 ms=… key=VVVV:HEX   (N <= 50 only,
  *        or for unclean connections and the one after)
+ *   notresumed i=… port=… ms=… offered_key=…   (an offered session not
+ *        resumed; at most 20, only when N > 50)
  *   window from=… to=… resumed=… offered=… of=… failed=… max_ms=…
  *   unclean i=… key=…  /  after_unclean i=… offered_key=… matches_unclean=0|1
  *        offered_resumable=0|1 resumed=0|1
@@ -249,6 +255,7 @@ int main(int argc, char **argv)
     int nunclean = 0;
     long report_every = 0, tail = 0, interval_ms = 0, unclean_pause_ms = 0, fresh_every = 0;
     const char *load = NULL, *save = NULL;
+    int touch = 0;
     for (int i = 4; i < argc; i++) {
         const char *opt = argv[i];
         if (i + 1 >= argc)
@@ -272,6 +279,8 @@ int main(int argc, char **argv)
             load = val;
         else if (strcmp(opt, "--save-session") == 0)
             save = val;
+        else if (strcmp(opt, "--touch-session") == 0)
+            touch = atoi(val);
         else
             setup_failed("unknown option");
     }
@@ -294,6 +303,8 @@ int main(int argc, char **argv)
         fclose(f);
         if (sess == NULL)
             setup_failed("--load-session: PEM_read_SSL_SESSION");
+        if (touch && !SSL_SESSION_set_time(sess, (long)time(NULL)))
+            setup_failed("--touch-session");
     }
 
     char *resumed_flags = calloc((size_t)n + 1, 1);
@@ -309,6 +320,7 @@ int main(int argc, char **argv)
     long w_from = 1, w_resumed = 0, w_failed = 0, w_offered = 0;
     double w_max = 0;
     long after_unclean = -1;
+    long printed_misses = 0;
     char unclean_key[2100] = "";
     double start = now_ms();
 
@@ -354,6 +366,9 @@ int main(int argc, char **argv)
         w_offered += did_offer;
         if (r.ms > w_max)
             w_max = r.ms;
+        if (did_offer && r.ok && !r.resumed && !unclean && i != after_unclean && n > 50
+            && ++printed_misses <= 20)
+            printf("notresumed i=%ld port=%d ms=%.2f offered_key=%s\n", i, port, r.ms, offered_key);
         if (n <= 50 || unclean || i == after_unclean)
             printf("conn i=%ld port=%d offered=%d ok=%d resumed=%d ms=%.2f key=%s\n", i, port,
                    did_offer, r.ok, r.resumed, r.ms, session_key(sess));
