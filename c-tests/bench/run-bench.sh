@@ -9,6 +9,7 @@
 #   c-tests/bench/run-bench.sh            full run (about 15 minutes on 2 cores)
 #   BENCH_QUICK=1 c-tests/bench/run-bench.sh   sanity run (fewer sizes/pairs)
 #   BENCH_PAIRS=7 BENCH_ONLY=lookup ...   more pairs / only workloads matching
+#   c-tests/bench/run-bench.sh --report   only summarise target/bench/raw.tsv
 #
 # Needs target/release/libsesscache.so (make build). Writes the table to
 # stdout and to target/bench/results.md; raw numbers to target/bench/raw.tsv.
@@ -78,13 +79,19 @@ run_one() { # preload(0/1) command...
 }
 
 raw=$out/raw.tsv
-: > "$raw"
-{
+if [[ ${1:-} == --report ]]; then
+  skip_runs=1   # only summarise an existing target/bench/raw.tsv
+else
+  skip_runs=0
+  : > "$raw"
+fi
+[[ $skip_runs == 1 ]] || {
   echo "# uname: $(uname -srm); nproc: $(nproc); $(openssl version)"
   echo "# pairs: $pairs (+1 warm-up); started $(date -u +%FT%TZ)"
 } >> "$raw"
 echo "sesscache A/B benchmark: $pairs pairs + 1 warm-up per workload; A = libssl, B = sesscache" >&2
 for w in "${workloads[@]}"; do
+  [[ $skip_runs == 1 ]] && break
   name=${w%%|*}; cmd=${w#*|}
   [[ -n $only && $name != *$only* ]] && continue
   # shellcheck disable=SC2086
@@ -109,6 +116,8 @@ for line in open(raw):
     if name not in rows:
         rows[name] = (metric, []); order.append(name)
     rows[name][1].append((float(av), float(bv)))
+def rfmt(r):
+    return f"{r:.3f}" if r >= 0.01 else f"{r:.1e}"
 def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}" if v < 10 else f"{v:.1f}"
 lines = ["| workload | metric | libssl (A) median | sesscache (B) median | B/A (median of pair ratios) | pairs |",
@@ -117,7 +126,7 @@ for name in order:
     metric, pairs = rows[name]
     a = st.median(p[0] for p in pairs); b = st.median(p[1] for p in pairs)
     r = st.median(p[1] / p[0] for p in pairs)
-    lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {(f"{r:.3f}" if r >= 0.01 else f"{r:.1e}")} | {len(pairs)} |")
+    lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {rfmt(r)} | {len(pairs)} |")
 text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
 open(md, "w").write(text)
 print(text)
