@@ -148,8 +148,12 @@ struct Stats {
 
 static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
     let dir = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
-    // SAFETY: registers a plain function to run at exit.
-    unsafe { libc::atexit(write_stats_at_exit) };
+    // SAFETY: registers plain functions to run at exit and in forked
+    // children.
+    unsafe {
+        libc::atexit(write_stats_at_exit);
+        libc::pthread_atfork(None, None, Some(zero_stats_in_child));
+    }
     Some(Stats {
         dir: PathBuf::from(dir),
         counters: Default::default(),
@@ -163,6 +167,24 @@ static CACHED_SESSIONS: OnceCell<fn() -> usize> = OnceCell::new();
 /// Tells the stats writer how to count the sessions cached right now.
 pub fn set_session_counter(count: fn() -> usize) {
     let _ = CACHED_SESSIONS.set(count);
+}
+
+/// A forked child counts its own events (its file is named by its pid).
+extern "C" fn zero_stats_in_child() {
+    if let Some(stats) = Lazy::get(&STATS).and_then(|s| s.as_ref()) {
+        for counter in &stats.counters {
+            counter.store(0, Ordering::Relaxed);
+        }
+        stats.last_write.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Reads `SESSCACHE_LOG` and `SESSCACHE_STATS` now, at load time: servers
+/// such as nginx empty their workers' environment before the first cache
+/// event would otherwise read them.
+pub fn read_environment() {
+    Lazy::force(&SINK);
+    Lazy::force(&STATS);
 }
 
 extern "C" fn write_stats_at_exit() {

@@ -24,7 +24,7 @@ mod store;
 /// the process reaches libssl's own `SSL_CTX_new` first (linked after
 /// `-lssl`): then nothing of sesscache is in use. (Linked statically into
 /// the executable, or preloaded, the executable's or our definition wins.)
-extern "C" fn warn_if_bypassed() {
+fn warn_if_bypassed() {
     let contains = |path: &[u8], part: &[u8]| path.windows(part.len()).any(|w| w == part);
     let Some(ours) = libssl::object_file_of(warn_if_bypassed as *const std::ffi::c_void) else {
         return;
@@ -41,8 +41,18 @@ extern "C" fn warn_if_bypassed() {
     }
 }
 
-// SAFETY: a constructor run by the dynamic loader once at load time; it only
-// looks symbols up and may write one line to stderr.
+/// Runs once when the library is loaded.
+extern "C" fn at_load() {
+    let _ = std::panic::catch_unwind(|| {
+        diag::read_environment();
+        store::read_environment();
+        warn_if_bypassed();
+    });
+}
+
+// SAFETY: a constructor run by the dynamic loader once at load time; it
+// reads the environment, may open the log file, looks symbols up and may
+// write one line to stderr.
 #[used]
 #[unsafe(link_section = ".init_array")]
-static WARN_IF_BYPASSED: extern "C" fn() = warn_if_bypassed;
+static AT_LOAD: extern "C" fn() = at_load;

@@ -594,6 +594,12 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 /// held by threads that do not exist in the child).
 static REMOTE: AtomicPtr<Remote> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Reads the `SESSCACHE_STORE*` variables now, at load time (see
+/// `diag::read_environment`).
+pub fn read_environment() {
+    Lazy::force(&CONFIG);
+}
+
 /// Changes a setting; only before the first `SSL_CTX_new`.
 pub fn configure(name: &str, value: &str) -> bool {
     if FROZEN.load(Ordering::Acquire) {
