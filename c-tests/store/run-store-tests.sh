@@ -13,6 +13,9 @@
 #   STORE_TEST_TIMEOUT_MS   SESSCACHE_STORE_TIMEOUT_MS for the servers (default 20)
 #   STORE_TEST_MARGIN_MS    allowed handshake time above the timeout (default 200)
 #   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 (default all)
+#   STORE_TEST_GAP_MS       pause between connections in case 1 (default 0: the
+#                           next connection follows within a millisecond, so
+#                           the store's write-behind races the client)
 #
 # Prints "PASS|FAIL|INFO <case>: <numbers>" lines, then "N passed, M failed";
 # exits non-zero if anything failed. Needs redis-server and redis-cli.
@@ -26,11 +29,13 @@ OUT=${STORE_TEST_DIR:-$ROOT/target/store-tests}
 TIMEOUT_MS=${STORE_TEST_TIMEOUT_MS:-20}
 MARGIN_MS=${STORE_TEST_MARGIN_MS:-200}
 CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6}
+GAP_MS=${STORE_TEST_GAP_MS:-0}
 PREFIX=sesscache:
 CC=${CC:-cc}
 
 REDIS_PID=
 REDIS_PORT=
+CLIENT_PID=
 declare -A SPID=() SPORT=() SDIR=()
 PASSED=0
 FAILED=0
@@ -40,6 +45,9 @@ cleanup() {
     for pid in "${SPID[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
     done
+    if [ -n "$CLIENT_PID" ]; then
+        kill -KILL "$CLIENT_PID" 2>/dev/null || true
+    fi
     if [ -n "$REDIS_PID" ]; then
         kill -KILL "$REDIS_PID" 2>/dev/null || true
     fi
@@ -279,7 +287,7 @@ if want 1; then
         new_case "c1-$v"
         start_server A "$v" ctxA
         start_server B "$v" ctxA
-        client "$W/c1-$v/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --report-every 250
+        client "$W/c1-$v/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --report-every 250 --interval-ms "$GAP_MS"
         keys=$(rcli DBSIZE)
         late=$(misses_in_redis "$W/c1-$v/client")
         stop_all
@@ -297,7 +305,7 @@ if want 1; then
         new_case "c1f-$v"
         start_server A "$v" ctxA
         start_server B "$v" ctxA
-        client "$d/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2
+        client "$d/client" 1000 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2 --interval-ms "$GAP_MS"
         late=$(misses_in_redis "$d/client")
         stop_all
         r=$(field "$d/client" total resumed)
@@ -310,7 +318,7 @@ if want 1; then
     new_case c1-nopush
     start_server A 1.2 ctxA "$W/key1" 0
     start_server B 1.2 ctxA "$W/key1" 0
-    client "$W/c1-nopush/client" 1000 "${SPORT[A]},${SPORT[B]}" 1.2 --fresh-every 2
+    client "$W/c1-nopush/client" 1000 "${SPORT[A]},${SPORT[B]}" 1.2 --fresh-every 2 --interval-ms "$GAP_MS"
     late=$(misses_in_redis "$W/c1-nopush/client")
     stop_all
     info "1-cross-fresh-tls1.2-push0" "resumed=$(field "$W/c1-nopush/client" total resumed) of offered=$(field "$W/c1-nopush/client" total offered) failed=$(field "$W/c1-nopush/client" total failed) $late $(store_stats A) $(store_stats B)"
@@ -363,6 +371,7 @@ run_outage() { # run_outage NAME VERSION MODE(kill|stop) [CLIENT-OPTIONS…]
     "$CLIENT" "$n" "${SPORT[A]},${SPORT[B]}" "$v" --report-every "$every" --tail 300 \
         --interval-ms 1 "$@" >"$d/client" 2>"$d/client.err" &
     local cpid=$! i windows t_down t_up
+    CLIENT_PID=$cpid
     for i in $(seq 1 600); do # up to 60 s
         windows=$(grep -c '^window' "$d/client" || true)
         [ "$windows" -ge "$kill_at" ] && break
@@ -387,6 +396,7 @@ run_outage() { # run_outage NAME VERSION MODE(kill|stop) [CLIENT-OPTIONS…]
     done
     kill -KILL "$cpid" 2>/dev/null || true
     wait "$cpid" 2>/dev/null || true
+    CLIENT_PID=
     stop_all
     local r f mx tail_r tail_o
     r=$(field "$d/client" total resumed)
