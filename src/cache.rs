@@ -406,6 +406,17 @@ impl<S: CachedSession> SessionCache<S> {
         found
     }
 
+    /// The session cached under `key`, without counting a hit or a miss.
+    pub fn peek(&self, key: &SessionKey) -> Option<S>
+    where
+        S: Clone,
+    {
+        let hash = self.hash(key);
+        read(&self.shard(hash).table)
+            .find(hash, |e| e.session.has_key(key))
+            .map(|e| e.session.clone())
+    }
+
     /// Whether a session is cached under `key` (no statistics).
     pub fn contains(&self, key: &SessionKey) -> bool {
         let hash = self.hash(key);
@@ -558,7 +569,10 @@ mod tests {
             }
         );
         assert!(cache.contains(&key(1)));
-        assert_eq!(cache.stats().hits, 1, "contains does not count");
+        assert!(cache.peek(&key(1)).is_some_and(|s| s.is_same(&a)));
+        assert!(cache.peek(&key(2)).is_none());
+        assert_eq!(cache.stats().hits, 1, "contains and peek do not count");
+        assert_eq!(cache.stats().misses, 1);
     }
 
     #[test]

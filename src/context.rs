@@ -302,14 +302,14 @@ impl CtxState {
             let Some(key) = key else {
                 return (std::ptr::null_mut(), 1);
             };
-            let mut found = self.cache.get(&key);
-            if found.is_some() && store::remote().is_some_and(|r| r.deleted_by_peer(&key)) {
-                // Another process removed this session: it goes here too.
-                if let Some(stale) = found.take() {
+            if store::remote().is_some_and(|r| r.deleted_by_peer(&key)) {
+                // Another process removed this session: it goes here too,
+                // before the lookup below counts it.
+                if let Some(stale) = self.cache.peek(&key) {
                     self.remove_session(session_ctx, stale.view());
                 }
             }
-            if let Some(found) = found {
+            if let Some(found) = self.cache.get(&key) {
                 log_id(Event::Hit, session_ctx, key.id());
                 lend_for_anti_replay(session_ctx, conn, found.as_ptr());
                 // Our reference goes to libssl (*copy = 0), as the one
