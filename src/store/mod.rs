@@ -19,8 +19,8 @@ pub mod seal;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,14 +35,35 @@ use seal::Keyring;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreError(pub String);
 
-/// One connection to a store.
+/// One connection to a store, for reads.
 pub trait StoreConnection: Send {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores `value` under `key` for `ttl_secs` seconds.
-    fn put(&mut self, key: &str, value: &[u8], ttl_secs: u64) -> Result<(), StoreError>;
-    fn delete(&mut self, key: &str) -> Result<(), StoreError>;
-    /// Sends `message` to every process listening on `channel`.
-    fn publish(&mut self, channel: &str, message: &[u8]) -> Result<(), StoreError>;
+}
+
+/// One change to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Store `value` under `key` for `ttl_secs` seconds.
+    Put {
+        key: String,
+        value: Vec<u8>,
+        ttl_secs: u64,
+    },
+    Delete {
+        key: String,
+    },
+    /// Send `message` to every process listening on `channel`.
+    Publish {
+        channel: String,
+        message: Vec<u8>,
+    },
+}
+
+/// A connection for changes whose replies are never awaited: `send` only
+/// hands the commands to the kernel (bounded by the write timeout), so a
+/// handshake thread may use it.
+pub trait StoreWriter: Send {
+    fn send(&mut self, ops: &[WriteOp]) -> Result<(), StoreError>;
 }
 
 /// A kind of store: opens connections and listens for peers' messages.
@@ -50,6 +71,8 @@ pub trait Backend: Send + Sync {
     /// A connection whose every operation is bounded by the configured
     /// timeout.
     fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError>;
+    /// A writer (see [`StoreWriter`]), its operations bounded likewise.
+    fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError>;
     /// Delivers messages published on `channel` until the connection fails
     /// (then returns the error; the caller reconnects after a pause).
     fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError;
@@ -170,15 +193,11 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-enum Job {
-    Put {
-        key: String,
-        blob: Vec<u8>,
-        ttl: u64,
-    },
-    Delete {
-        key: String,
-    },
+/// The store operations of one change (the write or deletion and its
+/// announcement).
+struct Job {
+    ops: Vec<WriteOp>,
+    is_put: bool,
 }
 
 const MSG_PUT: u8 = b'P';
@@ -201,8 +220,17 @@ pub struct Remote {
     backend: Arc<dyn Backend>,
     keys: Keyring,
     config: StoreConfig,
-    /// The connection lookups use (writes have their own, on the writer).
-    reader: Mutex<Link>,
+    /// The connections lookups use, taken without waiting: a lookup never
+    /// queues behind another one that is waiting on a slow store.
+    readers: Vec<Mutex<Link<dyn StoreConnection>>>,
+    /// The connection changes are sent on: directly by the thread that
+    /// makes the change when it is free and nothing is queued (so a new
+    /// session reaches the store before its client can be back), else by
+    /// the writer thread from the queue.
+    writer: Mutex<Link<dyn StoreWriter>>,
+    /// Jobs queued and not yet sent; while any are, changes queue behind
+    /// them so that the store sees them in order.
+    queued: AtomicUsize,
     jobs: SyncSender<Job>,
     jobs_rx: Mutex<Option<Receiver<Job>>>,
     peers: Mutex<Peers>,
@@ -212,17 +240,19 @@ pub struct Remote {
 
 /// A connection that is reopened after a failure, not before a pause that
 /// doubles with each failure (100 ms to 5 s).
-struct Link {
-    conn: Option<Box<dyn StoreConnection>>,
+struct Link<C: ?Sized> {
+    conn: Option<Box<C>>,
     retry_at: Option<std::time::Instant>,
     pause: Duration,
 }
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Lookup connections per process (one per concurrent lookup).
+const READERS: usize = 4;
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
-impl Link {
-    fn new() -> Link {
+impl<C: ?Sized> Link<C> {
+    fn new() -> Link<C> {
         Link {
             conn: None,
             retry_at: None,
@@ -230,22 +260,24 @@ impl Link {
         }
     }
 
+    /// Runs `op` on the connection, opening it first with `connect` unless
+    /// that failed recently.
     fn run<T>(
         &mut self,
-        backend: &dyn Backend,
-        op: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StoreError>,
+        connect: impl FnOnce() -> Result<Box<C>, StoreError>,
+        op: impl FnOnce(&mut C) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
             return Err(StoreError("store down; waiting before reconnecting".into()));
         }
         if self.conn.is_none() {
-            match backend.connect() {
+            match connect() {
                 Ok(conn) => self.conn = Some(conn),
                 Err(e) => return Err(self.failed(e)),
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        match op(conn.as_mut()) {
+        match op(conn) {
             Ok(v) => {
                 self.retry_at = None;
                 self.pause = FIRST_PAUSE;
@@ -276,7 +308,9 @@ impl Remote {
             backend,
             keys,
             config,
-            reader: Mutex::new(Link::new()),
+            readers: (0..READERS).map(|_| Mutex::new(Link::new())).collect(),
+            writer: Mutex::new(Link::new()),
+            queued: AtomicUsize::new(0),
             jobs,
             jobs_rx: Mutex::new(Some(jobs_rx)),
             peers: Mutex::new(Peers::default()),
@@ -357,26 +391,60 @@ impl Remote {
             bump(&self.counters.errors);
             return;
         };
-        self.enqueue(Job::Put {
-            key: self.store_key(key),
-            blob,
-            ttl,
-        });
+        let store_key = self.store_key(key);
+        let announcement = self
+            .config
+            .push
+            .then(|| self.announcement(MSG_PUT, &store_key, &blob));
+        let mut ops = vec![WriteOp::Put {
+            key: store_key,
+            value: blob,
+            ttl_secs: ttl,
+        }];
+        ops.extend(announcement);
+        self.change(Job { ops, is_put: true });
     }
 
     /// A session was removed here: delete it from the store and tell peers.
     pub fn session_removed(&self, key: &SessionKey) {
-        self.enqueue(Job::Delete {
-            key: self.store_key(key),
-        });
+        let store_key = self.store_key(key);
+        let announcement = self
+            .config
+            .push
+            .then(|| self.announcement(MSG_DELETE, &store_key, &[]));
+        let mut ops = vec![WriteOp::Delete { key: store_key }];
+        ops.extend(announcement);
+        self.change(Job { ops, is_put: false });
     }
 
-    fn enqueue(&self, job: Job) {
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                bump(&self.counters.dropped)
+    /// Sends a change at once if the writer connection is free, open and
+    /// nothing is queued; otherwise queues it for the writer thread. Never
+    /// waits for a lock or opens a connection.
+    fn change(&self, job: Job) {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Ok(mut link) = self.writer.try_lock() {
+                if link.conn.is_some() && self.queued.load(Ordering::Acquire) == 0 {
+                    let sent = link.run(
+                        || Err(StoreError("no connecting here".into())),
+                        |w| w.send(&job.ops),
+                    );
+                    self.count_sent(&job, sent.is_ok());
+                    return;
+                }
             }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.jobs.try_send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            bump(&self.counters.dropped);
+        }
+    }
+
+    fn count_sent(&self, job: &Job, sent: bool) {
+        match (sent, job.is_put) {
+            (true, true) => bump(&self.counters.writes),
+            (true, false) => bump(&self.counters.deletes),
+            (false, _) => bump(&self.counters.errors),
         }
     }
 
@@ -410,29 +478,20 @@ impl Remote {
             }
             peers.pool.remove(&store_key)
         };
+        let from_pool = matches!(&pooled, Some((_, expires)) if *expires > now);
         let blob = match pooled {
-            Some((blob, expires)) if expires > now => {
-                bump(&self.counters.pool_hits);
-                blob
-            }
-            _ => {
-                let got = self
-                    .reader
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .run(self.backend.as_ref(), |c| c.get(&store_key));
-                match got {
-                    Ok(Some(blob)) => blob,
-                    Ok(None) => {
-                        bump(&self.counters.misses);
-                        return None;
-                    }
-                    Err(_) => {
-                        bump(&self.counters.errors);
-                        return None;
-                    }
+            Some((blob, _)) if from_pool => blob,
+            _ => match self.read(&store_key) {
+                Ok(Some(blob)) => blob,
+                Ok(None) => {
+                    bump(&self.counters.misses);
+                    return None;
                 }
-            }
+                Err(_) => {
+                    bump(&self.counters.errors);
+                    return None;
+                }
+            },
         };
         let session = self
             .keys
@@ -443,6 +502,9 @@ impl Remote {
         match session {
             Some(s) if !s.view().expiry().has_passed(now) => {
                 bump(&self.counters.hits);
+                if from_pool {
+                    bump(&self.counters.pool_hits);
+                }
                 Some(s)
             }
             Some(_) => {
@@ -459,45 +521,48 @@ impl Remote {
         }
     }
 
-    fn write_loop(&self, jobs: Receiver<Job>) {
-        let mut link = Link::new();
-        let channel = self.channel();
-        for job in jobs {
-            let (key, announce) = match &job {
-                Job::Put { key, .. } => (key.clone(), MSG_PUT),
-                Job::Delete { key } => (key.clone(), MSG_DELETE),
-            };
-            let result = link.run(self.backend.as_ref(), |c| {
-                match &job {
-                    Job::Put { key, blob, ttl } => c.put(key, blob, *ttl)?,
-                    Job::Delete { key } => c.delete(key)?,
-                }
-                if self.config.push {
-                    let blob = match &job {
-                        Job::Put { blob, .. } => blob.as_slice(),
-                        Job::Delete { .. } => &[],
-                    };
-                    c.publish(&channel, &self.message(announce, &key, blob))?;
-                }
-                Ok(())
-            });
-            match (result, announce) {
-                (Ok(()), MSG_PUT) => bump(&self.counters.writes),
-                (Ok(()), _) => bump(&self.counters.deletes),
-                (Err(_), _) => bump(&self.counters.errors),
+    /// One GET on the first lookup connection that is free; none free means
+    /// every one is busy with a lookup (or waiting on a slow store).
+    fn read(&self, store_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        for reader in &self.readers {
+            if let Ok(mut link) = reader.try_lock() {
+                return link.run(|| self.backend.connect(), |c| c.get(store_key));
             }
+        }
+        Err(StoreError("every lookup connection is busy".into()))
+    }
+
+    fn write_loop(&self, jobs: Receiver<Job>) {
+        // Open the writer connection at once, so that the first changes can
+        // take the direct path.
+        let _ = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .run(|| self.backend.connect_writer(), |_| Ok(()));
+        for job in jobs {
+            let sent = self
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .run(|| self.backend.connect_writer(), |w| w.send(&job.ops));
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.count_sent(&job, sent.is_ok());
         }
     }
 
-    /// `kind` | instance (8) | key length (2) | key | blob.
-    fn message(&self, kind: u8, key: &str, blob: &[u8]) -> Vec<u8> {
+    /// `kind` | instance (8) | key length (2) | key | blob, on our channel.
+    fn announcement(&self, kind: u8, key: &str, blob: &[u8]) -> WriteOp {
         let mut m = Vec::with_capacity(11 + key.len() + blob.len());
         m.push(kind);
         m.extend_from_slice(&self.instance);
         m.extend_from_slice(&(key.len() as u16).to_be_bytes());
         m.extend_from_slice(key.as_bytes());
         m.extend_from_slice(blob);
-        m
+        WriteOp::Publish {
+            channel: self.channel(),
+            message: m,
+        }
     }
 
     fn listen_loop(&self) {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use redis::{Client, Connection};
+use redis::io::tcp::TcpSettings;
+use redis::{Client, Connection, IntoConnectionInfo};
 
-use super::{Backend, StoreConnection, StoreError};
+use super::{Backend, StoreConnection, StoreError, StoreWriter, WriteOp};
 
 pub struct RedisBackend {
     client: Client,
@@ -19,8 +20,15 @@ fn failed(e: redis::RedisError) -> StoreError {
 
 impl RedisBackend {
     pub fn new(url: &str, timeout: Duration) -> Result<RedisBackend, StoreError> {
+        // TCP_NODELAY: small commands go out at once. Without it, a writer
+        // whose replies are off waits for the peer's delayed ACK (40 ms)
+        // before each command after the first.
+        let info = url
+            .into_connection_info()
+            .map_err(failed)?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
         Ok(RedisBackend {
-            client: Client::open(url).map_err(failed)?,
+            client: Client::open(info).map_err(failed)?,
             timeout,
         })
     }
@@ -45,31 +53,38 @@ impl StoreConnection for RedisConnection {
             .query(&mut self.0)
             .map_err(failed)
     }
+}
 
-    fn put(&mut self, key: &str, value: &[u8], ttl_secs: u64) -> Result<(), StoreError> {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("EX")
-            .arg(ttl_secs.max(1))
-            .query(&mut self.0)
-            .map_err(failed)
-    }
+/// A connection with replies switched off (`CLIENT REPLY OFF`): commands
+/// are written and never waited for.
+struct RedisWriter(Connection);
 
-    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        redis::cmd("DEL")
-            .arg(key)
-            .query::<i64>(&mut self.0)
-            .map(|_| ())
-            .map_err(failed)
-    }
-
-    fn publish(&mut self, channel: &str, message: &[u8]) -> Result<(), StoreError> {
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message)
-            .query::<i64>(&mut self.0)
-            .map(|_| ())
+impl StoreWriter for RedisWriter {
+    fn send(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for op in ops {
+            match op {
+                WriteOp::Put {
+                    key,
+                    value,
+                    ttl_secs,
+                } => {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("EX")
+                        .arg((*ttl_secs).max(1));
+                }
+                WriteOp::Delete { key } => {
+                    pipe.cmd("DEL").arg(key);
+                }
+                WriteOp::Publish { channel, message } => {
+                    pipe.cmd("PUBLISH").arg(channel).arg(message);
+                }
+            }
+        }
+        self.0
+            .send_packed_command(&pipe.get_packed_pipeline())
             .map_err(failed)
     }
 }
@@ -77,6 +92,20 @@ impl StoreConnection for RedisConnection {
 impl Backend for RedisBackend {
     fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError> {
         Ok(Box::new(RedisConnection(self.open(self.timeout)?)))
+    }
+
+    fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError> {
+        let mut conn = self.open(self.timeout)?;
+        // Redis answers nothing to this command, nor to any after it on this
+        // connection, so nothing ever has to be read back.
+        conn.send_packed_command(
+            &redis::cmd("CLIENT")
+                .arg("REPLY")
+                .arg("OFF")
+                .get_packed_command(),
+        )
+        .map_err(failed)?;
+        Ok(Box::new(RedisWriter(conn)))
     }
 
     fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError {

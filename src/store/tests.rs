@@ -77,23 +77,28 @@ impl StoreConnection for MemoryConnection {
         check(&self.0)?;
         Ok(self.0.data.lock().unwrap().get(key).cloned())
     }
-    fn put(&mut self, key: &str, value: &[u8], _ttl: u64) -> Result<(), StoreError> {
+}
+
+impl StoreWriter for MemoryConnection {
+    fn send(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
         check(&self.0)?;
-        self.0
-            .data
-            .lock()
-            .unwrap()
-            .insert(key.into(), value.to_vec());
-        Ok(())
-    }
-    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        check(&self.0)?;
-        self.0.data.lock().unwrap().remove(key);
-        Ok(())
-    }
-    fn publish(&mut self, _channel: &str, message: &[u8]) -> Result<(), StoreError> {
-        check(&self.0)?;
-        self.0.published.lock().unwrap().push(message.to_vec());
+        for op in ops {
+            match op {
+                WriteOp::Put { key, value, .. } => {
+                    self.0
+                        .data
+                        .lock()
+                        .unwrap()
+                        .insert(key.clone(), value.clone());
+                }
+                WriteOp::Delete { key } => {
+                    self.0.data.lock().unwrap().remove(key);
+                }
+                WriteOp::Publish { message, .. } => {
+                    self.0.published.lock().unwrap().push(message.clone())
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -102,6 +107,10 @@ struct MemoryBackend(Arc<Memory>);
 
 impl Backend for MemoryBackend {
     fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError> {
+        check(&self.0)?;
+        Ok(Box::new(MemoryConnection(Arc::clone(&self.0))))
+    }
+    fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError> {
         check(&self.0)?;
         Ok(Box::new(MemoryConnection(Arc::clone(&self.0))))
     }
@@ -303,6 +312,29 @@ fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
         1,
         "back: a plain miss"
     );
+}
+
+#[test]
+fn changes_go_out_at_once_when_the_writer_is_idle() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, false);
+    wait_for("the writer connection", || {
+        a.writer.lock().unwrap().conn.is_some()
+    });
+    let s = session(8, b"c", 300);
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    assert!(
+        stored(&memory, a, &s),
+        "written before session_stored returned"
+    );
+    a.session_removed(&key);
+    assert!(
+        !stored(&memory, a, &s),
+        "deleted before session_removed returned"
+    );
+    assert_eq!(a.counters.writes.load(Ordering::Relaxed), 1);
+    assert_eq!(a.counters.deletes.load(Ordering::Relaxed), 1);
 }
 
 #[test]
