@@ -87,6 +87,8 @@ check-header: build
 # then criterion on the cache core alone.
 bench: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
+	@echo "== shared store: cross-process against local resumption (same run)"
+	STORE_TEST_CASES=6 c-tests/store/run-store-tests.sh | grep -E '^INFO 6-bench'
 	$(CARGO) bench --bench bench_core
 
 # nginx (Debian's package) with the library preloaded vs plain: builtin,
