@@ -473,22 +473,23 @@ pub unsafe extern "C" fn sesscache_counter(name: *const c_char, value: *mut u64)
 
 /// libssl's new-session callback: cache the session, then offer it to the
 /// application's callback with the reference libssl took for it.
-pub(crate) unsafe extern "C" fn new_session_hook(
-    ssl: *mut SSL,
-    session: *mut SSL_SESSION,
-) -> c_int {
-    // SAFETY: libssl passes its live connection and session.
-    let (Some(conn), Some(sess)) = (unsafe { Connection::from_ptr(ssl) }, unsafe {
-        Session::from_ptr(session)
-    }) else {
+pub(crate) unsafe extern "C" fn new_session_hook(ssl: *mut SSL, session: *mut SSL_SESSION) -> c_int {
+    // Our part runs inside the boundary; the application's callback, which
+    // takes over libssl's reference when it returns non-zero, runs outside
+    // it, so a failure of ours can never make libssl free a reference the
+    // application kept.
+    let prepared = boundary(None, || {
+        // SAFETY: libssl passes its live connection and session.
+        let (conn, sess) = unsafe { (Connection::from_ptr(ssl)?, Session::from_ptr(session)?) };
+        let session_ctx = context::session_ctx_of(conn);
+        // SAFETY: the connection holds a reference to its session ctx.
+        let state = unsafe { state_of(session_ctx) }?;
+        state.on_new_session(session_ctx, conn, sess);
+        Some((state, session_ctx, conn))
+    });
+    let Some((state, session_ctx, conn)) = prepared else {
         return 0;
     };
-    let session_ctx = context::session_ctx_of(conn);
-    // SAFETY: the connection holds a reference to its session ctx.
-    let Some(state) = (unsafe { state_of(session_ctx) }) else {
-        return 0;
-    };
-    boundary((), || state.on_new_session(session_ctx, conn, sess));
     let kept = match state.new_cb() {
         // SAFETY: the application's callback; the reference libssl took is
         // the application's if it returns non-zero, as with plain libssl.
