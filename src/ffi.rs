@@ -473,7 +473,10 @@ pub unsafe extern "C" fn sesscache_counter(name: *const c_char, value: *mut u64)
 
 /// libssl's new-session callback: cache the session, then offer it to the
 /// application's callback with the reference libssl took for it.
-pub(crate) unsafe extern "C" fn new_session_hook(ssl: *mut SSL, session: *mut SSL_SESSION) -> c_int {
+pub(crate) unsafe extern "C" fn new_session_hook(
+    ssl: *mut SSL,
+    session: *mut SSL_SESSION,
+) -> c_int {
     // Our part runs inside the boundary; the application's callback, which
     // takes over libssl's reference when it returns non-zero, runs outside
     // it, so a failure of ours can never make libssl free a reference the
