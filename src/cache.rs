@@ -176,6 +176,8 @@ struct Shard<S> {
 struct Order {
     heap: BinaryHeap<Reverse<Slot>>,
     next_seq: u64,
+    /// Sessions cached (changed only under this lock).
+    len: usize,
 }
 
 impl Order {
@@ -191,7 +193,6 @@ impl Order {
 pub struct SessionCache<S> {
     shards: Box<[Shard<S>]>,
     order: Mutex<Order>,
-    len: AtomicUsize,
     capacity: AtomicUsize,
     evictions: AtomicU64,
     seed: u64,
@@ -222,8 +223,8 @@ impl<S: CachedSession> SessionCache<S> {
             order: Mutex::new(Order {
                 heap: BinaryHeap::new(),
                 next_seq: 0,
+                len: 0,
             }),
-            len: AtomicUsize::new(0),
             capacity: AtomicUsize::new(capacity),
             evictions: AtomicU64::new(0),
             // A per-cache random seed: a peer choosing session IDs cannot
@@ -246,8 +247,12 @@ impl<S: CachedSession> SessionCache<S> {
         h.wrapping_mul(K) ^ (h >> 32)
     }
 
+    fn shard_index(hash: u64) -> usize {
+        (hash >> 40) as usize % SHARDS
+    }
+
     fn shard(&self, hash: u64) -> &Shard<S> {
-        &self.shards[(hash >> 40) as usize % SHARDS]
+        &self.shards[Self::shard_index(hash)]
     }
 
     fn order(&self) -> MutexGuard<'_, Order> {
@@ -265,7 +270,7 @@ impl<S: CachedSession> SessionCache<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.order().len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -317,13 +322,13 @@ impl<S: CachedSession> SessionCache<S> {
                 }
                 let (old, _) = found.remove();
                 released.push(old.session);
-                self.len.fetch_sub(1, Ordering::Relaxed);
+                order.len -= 1;
             }
         }
 
         let mut evicted = Vec::new();
         if capacity > 0 {
-            while self.len() + 1 >= capacity {
+            while order.len + 1 >= capacity {
                 match self.take_front(&mut order, |slot, session| {
                     // libssl's eviction refuses (and stops at) an empty ID.
                     let _ = slot;
@@ -334,13 +339,15 @@ impl<S: CachedSession> SessionCache<S> {
                 }
             }
         }
-        self.evictions
-            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        if !evicted.is_empty() {
+            self.evictions
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        }
 
         let seq = order.place(expiry, hash);
         write(&self.shard(hash).table)
             .insert_unique(hash, Entry { session, hash, seq }, |e| e.hash);
-        self.len.fetch_add(1, Ordering::Relaxed);
+        order.len += 1;
         self.compact_if_stale(&mut order);
         InsertOutcome {
             added: true,
@@ -362,7 +369,7 @@ impl<S: CachedSession> SessionCache<S> {
                     }
                     let (entry, _) = found.remove();
                     order.heap.pop();
-                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    order.len -= 1;
                     return Some(entry.session);
                 }
                 Err(_) => {
@@ -375,12 +382,14 @@ impl<S: CachedSession> SessionCache<S> {
     /// Rebuilds the heap when stale slots outnumber live ones, so memory
     /// stays proportional to the number of sessions.
     fn compact_if_stale(&self, order: &mut Order) {
-        let live = self.len();
-        if order.heap.len() <= 2 * live + 64 {
+        if order.heap.len() <= 2 * order.len + 64 {
             return;
         }
+        // Writers are held off by the order lock; one read guard per shard
+        // for the whole pass instead of one lock per slot.
+        let tables: Vec<_> = self.shards.iter().map(|s| read(&s.table)).collect();
         order.heap.retain(|Reverse(slot)| {
-            read(&self.shard(slot.hash).table)
+            tables[Self::shard_index(slot.hash)]
                 .find(slot.hash, |e| e.seq == slot.seq)
                 .is_some()
         });
@@ -434,7 +443,7 @@ impl<S: CachedSession> SessionCache<S> {
             let found = table.find_entry(hash, |e| e.session.has_key(key)).ok()?;
             found.remove().0.session
         };
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        order.len -= 1;
         self.compact_if_stale(&mut order);
         Some(removed)
     }
