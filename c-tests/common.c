@@ -722,3 +722,12 @@ SSL_SESSION *make_session(unsigned char idbyte, unsigned int len, int version,
     SSL_SESSION_set_time(s, (long)(T0 + time_off));
     return s;
 }
+
+SSL_CTX *new_cache_ctx(void)
+{
+    SSL_CTX *ctx = new_server_ctx(0, 0);
+
+    cbc_reset();
+    set_cbs(ctx, 'A', 0, 1, 0);
+    return ctx;
+}

@@ -56,6 +56,9 @@ void label_counters(long *labelled, long *freed, long *freed_unlabelled);
 /* Context construction (min/max: e.g. TLS1_2_VERSION; 0 = no limit). */
 SSL_CTX *new_server_ctx(int min_ver, int max_ver);
 SSL_CTX *new_client_ctx(int min_ver, int max_ver);
+/* A server ctx for cache-API tests: callbacks reset, remove callback 'A'
+ * installed (new and get callbacks off). */
+SSL_CTX *new_cache_ctx(void);
 /* SSL_new plus label (C<n> or V<n>). */
 SSL *new_ssl(SSL_CTX *ctx, int server);
 

@@ -15,15 +15,6 @@
 #define V12 TLS1_2_VERSION
 #define V13 TLS1_3_VERSION
 
-static SSL_CTX *cache_ctx(void)
-{
-    SSL_CTX *ctx = new_server_ctx(0, 0);
-
-    cbc_reset();
-    set_cbs(ctx, 'A', 0, 1, 0);
-    return ctx;
-}
-
 static void add(SSL_CTX *ctx, SSL_SESSION *s)
 {
     int ret;
@@ -90,7 +81,7 @@ static void test_resumable(void)
 
 static void test_add_remove(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     SSL_SESSION *a, *a2, *a13, *b, *z, *n;
 
     section("add / remove return values");
@@ -148,7 +139,7 @@ static void matching(SSL *ssl, const char *what, const unsigned char *id,
 
 static void test_matching(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     SSL_CTX *cctx12 = new_client_ctx(TLS1_2_VERSION, TLS1_2_VERSION);
     SSL_CTX *cctx13 = new_client_ctx(TLS1_3_VERSION, TLS1_3_VERSION);
     struct hs_opts o = { 0 };
@@ -228,7 +219,7 @@ static void test_matching(void)
 
 static void test_cache_size(long size)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     char buf[64];
     int i;
 
@@ -252,7 +243,7 @@ static void test_cache_size(long size)
 
 static void test_eviction_order(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     /* expiry = T0 + time_off + timeout */
     static const struct { long off, to; } e[] = {
         { 0, 500 },   /* 500 */
@@ -275,7 +266,7 @@ static void test_eviction_order(void)
     flush(ctx, 0, "0");
     free_ctx(ctx);
 
-    ctx = cache_ctx();
+    ctx = new_cache_ctx();
     section("ties only: flush order of equal expiry");
     for (i = 0; i < 5; i++)
         add_free(ctx, make_session((unsigned char)(0x50 + i), 32, V12, 0, 400));
@@ -285,7 +276,7 @@ static void test_eviction_order(void)
 
 static void test_set_time(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     SSL_SESSION *s[5];
     int i;
 
@@ -323,7 +314,7 @@ static void test_set_time(void)
     free_ctx(ctx);
 
     /* a removed session's set_time must not put it back in any list */
-    ctx = cache_ctx();
+    ctx = new_cache_ctx();
     section("set_time on a removed session");
     s[0] = make_session(0x70, 32, V12, 0, 1000);
     s[1] = make_session(0x71, 32, V12, 0, 2000);
@@ -341,7 +332,7 @@ static void test_set_time(void)
 
 static void test_flush(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     int i;
 
     section("SSL_CTX_flush_sessions at several times");
@@ -370,7 +361,7 @@ static void test_update_time(void)
     int upd;
 
     for (upd = 0; upd < 2; upd++) {
-        ctx = cache_ctx();
+        ctx = new_cache_ctx();
         section(upd ? "SSL_SESS_CACHE_UPDATE_TIME set" : "SSL_SESS_CACHE_UPDATE_TIME not set");
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER
                                        | (upd ? SSL_SESS_CACHE_UPDATE_TIME : 0));

@@ -16,15 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static SSL_CTX *cache_ctx(void)
-{
-    SSL_CTX *ctx = new_server_ctx(0, 0);
-
-    cbc_reset();
-    set_cbs(ctx, 'A', 0, 1, 0);
-    return ctx;
-}
-
 static void add(SSL_CTX *ctx, SSL_SESSION *s)
 {
     printf("add %s (id=%s) -> %d number=%ld\n", slabel(s), sidlabel(s),
@@ -61,7 +52,7 @@ static int gen_id(SSL *ssl, unsigned char *id, unsigned int *len)
 
 static void test_generate_id(void)
 {
-    SSL_CTX *ctx = cache_ctx();
+    SSL_CTX *ctx = new_cache_ctx();
     SSL_CTX *cctx = new_client_ctx(0, 0);
     struct hs_result r;
     struct hs_opts o = { 0 };
