@@ -184,8 +184,13 @@ static void run(int version, EVP_PKEY *key, X509 *cert)
     printf("server cache: %ld session(s) cached, %ld hit(s), %ld miss(es), %ld accept(s)\n",
            SSL_CTX_sess_number(sctx), SSL_CTX_sess_hits(sctx), SSL_CTX_sess_misses(sctx),
            SSL_CTX_sess_accept(sctx));
-    printf("removing the client's last session from the server cache: SSL_CTX_remove_session -> %d\n",
-           SSL_CTX_remove_session(sctx, sess));
+    if (version == TLS1_2_VERSION) {
+        /* In TLS 1.2 the client's session carries the server's session ID,
+         * so it names the server's cached copy (in TLS 1.3 it carries the
+         * ticket instead). */
+        printf("removing the client's last session from the server cache: SSL_CTX_remove_session -> %d\n",
+               SSL_CTX_remove_session(sctx, sess));
+    }
     printf("freeing the server SSL_CTX (remaining sessions leave the cache):\n");
     SSL_CTX_free(sctx);
     SSL_SESSION_free(sess);
