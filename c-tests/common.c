@@ -3,6 +3,7 @@
 #include "sesscache.h"
 
 #include "common.h"
+#include "selfsigned.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -242,25 +243,7 @@ const char *ctx_label(const SSL_CTX *ctx)
 
 static void make_cert(void)
 {
-    X509_NAME *name;
-
-    g_key = EVP_EC_gen("P-256");
-    if (g_key == NULL)
-        setup_failed("EVP_EC_gen");
-    g_cert = X509_new();
-    if (g_cert == NULL)
-        setup_failed("X509_new");
-    name = X509_get_subject_name(g_cert);
-    if (!X509_set_version(g_cert, 2)
-        || !ASN1_INTEGER_set(X509_get_serialNumber(g_cert), 1)
-        || X509_gmtime_adj(X509_getm_notBefore(g_cert), -86400L) == NULL
-        || X509_gmtime_adj(X509_getm_notAfter(g_cert), 86400L * 365) == NULL
-        || !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                       (const unsigned char *)"sesscache-test",
-                                       -1, -1, 0)
-        || !X509_set_issuer_name(g_cert, name)
-        || !X509_set_pubkey(g_cert, g_key)
-        || X509_sign(g_cert, g_key, EVP_sha256()) <= 0)
+    if (!selfsigned_make(&g_key, &g_cert))
         setup_failed("building the certificate");
 }
 

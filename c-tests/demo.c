@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "sesscache.h"
+#include "selfsigned.h"
 
 #define CONNECTIONS 4
 
@@ -65,23 +66,11 @@ static void on_remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
     printf("  server remove_session_cb: session %s… removed\n", hex4(id, len));
 }
 
-/* A throw-away self-signed certificate, made in memory. */
+/* The throw-away certificate (c-tests/selfsigned.h). */
 static void make_cert(EVP_PKEY **key, X509 **cert)
 {
-    *key = EVP_EC_gen("P-256");
-    *cert = X509_new();
-    if (*key == NULL || *cert == NULL)
-        die("key generation");
-    X509_set_version(*cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(*cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(*cert), 0);
-    X509_gmtime_adj(X509_getm_notAfter(*cert), 3600);
-    X509_set_pubkey(*cert, *key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(*cert), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"localhost", -1, -1, 0);
-    X509_set_issuer_name(*cert, X509_get_subject_name(*cert));
-    if (!X509_sign(*cert, *key, EVP_sha256()))
-        die("certificate signing");
+    if (!selfsigned_make(key, cert))
+        die("certificate");
 }
 
 struct server {

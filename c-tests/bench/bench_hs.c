@@ -20,6 +20,7 @@
  * if a handshake that should resume did not.
  */
 #include "bench.h"
+#include "../selfsigned.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -127,21 +128,7 @@ static void ext_remove(SSL_CTX *ctx, SSL_SESSION *s)
 
 static void make_cert(void)
 {
-    X509_NAME *name;
-
-    key = EVP_EC_gen("P-256");
-    cert = X509_new();
-    BENCH_CHECK(key != NULL && cert != NULL);
-    name = X509_get_subject_name(cert);
-    BENCH_CHECK(X509_set_version(cert, 2)
-                && ASN1_INTEGER_set(X509_get_serialNumber(cert), 1)
-                && X509_gmtime_adj(X509_getm_notBefore(cert), -86400L) != NULL
-                && X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 365) != NULL
-                && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                              (const unsigned char *)"bench", -1, -1, 0)
-                && X509_set_issuer_name(cert, name)
-                && X509_set_pubkey(cert, key)
-                && X509_sign(cert, key, EVP_sha256()) > 0);
+    BENCH_CHECK(selfsigned_make(&key, &cert));
 }
 
 static int step(SSL *s, int rc)
