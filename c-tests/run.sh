@@ -177,7 +177,8 @@ for p in "${PROGS[@]}"; do
     done
 done
 
-# ---- library-only programs: must finish and print "done" ----
+# ---- library-only programs: must finish, print "done", and print exactly
+# the reviewed output in c-tests/expected/ ----
 for p in "${LIBRARY_ONLY[@]}"; do
     [ -x "$BUILD/plain/$p" ] && [ "$HAVE_LIB" = 1 ] || continue
     for mode in preload linked; do
@@ -188,6 +189,11 @@ for p in "${LIBRARY_ONLY[@]}"; do
         if [ "$RC" != 0 ] || ! grep -qx done "$out"; then
             echo "--- $p $mode: exit $RC (124 = timeout, deadlock?)"
             tail -n 30 "$out" "$out.stderr"
+            ok=0
+        elif ! diff -u "$TESTDIR/expected/$p.out" "$out" >"$out.diff"; then
+            # No plain libssl to compare with: the reviewed output is the oracle.
+            echo "--- $p $mode: output differs from c-tests/expected/$p.out:"
+            head -n 100 "$out.diff"
             ok=0
         fi
         if [ "$mode" = preload ] && ! check_valgrind "$p" "$out"; then
