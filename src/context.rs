@@ -67,11 +67,11 @@ static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
 
 static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
 static SSL_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx, None));
+    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, None));
 /// A connection's own session-ID context (`SSL_set_session_id_context`),
 /// as a `Box<Vec<u8>>`.
 static SSL_SID_CTX_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_clears_session_ctx, Some(free_sid_ctx)));
+    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, Some(free_sid_ctx)));
 
 /// Every live state, for `SSL_SESSION_set_time`, which must find the cache
 /// a session is in.
@@ -734,9 +734,11 @@ unsafe extern "C" fn free_ctx_state(
     })
 }
 
-/// ex_data dup callback for our SSL index: `SSL_dup` makes a connection
-/// whose session ctx is the original's current ctx, so nothing is copied.
-unsafe extern "C" fn dup_clears_session_ctx(
+/// ex_data dup callback for both our SSL indices: `SSL_dup` starts the copy
+/// with nothing recorded. Its session ctx is the original's current ctx
+/// (what `session_ctx_of` falls back to), and copying the boxed session-ID
+/// context pointer would free it twice.
+unsafe extern "C" fn dup_copies_nothing(
     _to: *mut openssl_sys::CRYPTO_EX_DATA,
     _from: *const openssl_sys::CRYPTO_EX_DATA,
     from_d: *mut *mut c_void,
