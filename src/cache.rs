@@ -64,6 +64,21 @@ impl SessionKey {
     pub fn id(&self) -> &[u8] {
         &self.id[..usize::from(self.id_len)]
     }
+
+    /// Whether `id` is this key's ID. Runs on every probe of every lookup:
+    /// a full-length ID (what libssl makes) compares as one fixed-size
+    /// array, without a call to `memcmp`.
+    pub fn id_is(&self, id: &[u8]) -> bool {
+        match <&[u8; MAX_SESSION_ID_LEN]>::try_from(id) {
+            Ok(full) => {
+                let half = |b: &[u8]| u128::from_ne_bytes(b.try_into().expect("16 bytes"));
+                usize::from(self.id_len) == MAX_SESSION_ID_LEN
+                    && half(&full[..16]) == half(&self.id[..16])
+                    && half(&full[16..]) == half(&self.id[16..])
+            }
+            Err(_) => id == self.id(),
+        }
+    }
 }
 
 /// When a session stops being resumable, ordered exactly as libssl's
@@ -546,6 +561,30 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c, "length is part of the key, not only the bytes");
         assert_eq!(a.id(), &[1, 2]);
+    }
+
+    #[test]
+    fn id_is_compares_every_byte_and_the_length() {
+        let full: Vec<u8> = (0..32).collect();
+        let k = SessionKey::new(0x0303, &full).unwrap();
+        assert!(k.id_is(&full));
+        for i in 0..32 {
+            let mut other = full.clone();
+            other[i] ^= 0x80;
+            assert!(!k.id_is(&other), "byte {i} differs");
+        }
+        assert!(!k.id_is(&full[..31]));
+        assert!(!k.id_is(&[]));
+        let short = SessionKey::new(0x0303, &full[..5]).unwrap();
+        assert!(short.id_is(&full[..5]));
+        assert!(!short.id_is(&full), "a longer ID with the same prefix");
+        assert!(!short.id_is(&[0, 1, 2, 3, 5]));
+        let mut padded = full[..5].to_vec();
+        padded.resize(32, 0);
+        assert!(!short.id_is(&padded), "zero padding is not part of the ID");
+        let empty = SessionKey::new(0x0303, &[]).unwrap();
+        assert!(empty.id_is(&[]));
+        assert!(!empty.id_is(&[0; 32]));
     }
 
     #[test]

@@ -226,7 +226,7 @@ impl CachedSession for SessionRef {
         let sess = self.view();
         // SAFETY: we hold a reference, so the session is alive.
         let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess.as_ptr()) };
-        version == key.version() && sess.with_id(|id| id == key.id())
+        version == key.version() && sess.with_id(|id| key.id_is(id))
     }
 }
 

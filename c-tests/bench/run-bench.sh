@@ -25,7 +25,7 @@ only=${BENCH_ONLY:-}
 
 [[ -f $lib ]] || { echo "run-bench: $lib not found (run 'make build')" >&2; exit 2; }
 mkdir -p "$out"
-for prog in bench_cache bench_hs; do
+for prog in bench_cache bench_hs bench_scale; do
   $cc -O2 -Wall -Wextra -Werror -Iinclude -Ic-tests/bench "c-tests/bench/$prog.c" \
     -o "$out/$prog" -lssl -lcrypto -lpthread
 done
@@ -88,6 +88,10 @@ fi
 [[ $skip_runs == 1 ]] || {
   echo "# uname: $(uname -srm); nproc: $(nproc); $(openssl version)"
   echo "# pairs: $pairs (+1 warm-up); started $(date -u +%FT%TZ)"
+  # The yardstick for 2-thread figures: two threads sharing nothing.
+  for t in 1 2 1 2 1 2; do
+    printf 'machine\t%s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" | tail -n 1)"
+  done
 } >> "$raw"
 echo "sesscache A/B benchmark: $pairs pairs + 1 warm-up per workload; A = libssl, B = sesscache" >&2
 for w in "${workloads[@]}"; do
@@ -108,9 +112,13 @@ python3 - "$raw" "$out/results.md" <<'PY'
 import sys, statistics as st
 raw, md = sys.argv[1], sys.argv[2]
 rows, order, header = {}, [], []
+machine = {"1t": [], "2t": []}
 for line in open(raw):
     if line.startswith("#"):
         header.append(line.strip("# \n")); continue
+    if line.startswith("machine\t"):
+        _, t, v = line.rstrip("\n").split("\t")
+        machine[t].append(float(v.split("=")[1])); continue
     name, _, a, b = line.rstrip("\n").split("\t")
     metric, av = a.split("="); _, bv = b.split("=")
     if name not in rows:
@@ -127,6 +135,23 @@ for name in order:
     a = st.median(p[0] for p in pairs); b = st.median(p[1] for p in pairs)
     r = st.median(p[1] / p[0] for p in pairs)
     lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {rfmt(r)} | {len(pairs)} |")
+# 2-thread lookup scaling: 1-thread ns per lookup / 2-thread ns per lookup
+# (both are wall time over all lookups), from the medians of each side.
+scaling = []
+for name in order:
+    if name.startswith("lookup 1t "):
+        n = name.split()[-1]; two = f"lookup 2t {n}"
+        if two in rows:
+            one_p, two_p = rows[name][1], rows[two][1]
+            sa = st.median(p[0] for p in one_p) / st.median(p[0] for p in two_p)
+            sb = st.median(p[1] for p in one_p) / st.median(p[1] for p in two_p)
+            scaling.append(f"| {n} | {sa:.2f}x | {sb:.2f}x |")
+if scaling:
+    lines += ["", "2-thread lookup throughput / 1-thread (medians):", "",
+              "| sessions | libssl | sesscache |", "| ---: | ---: | ---: |"] + scaling
+if machine["1t"] and machine["2t"]:
+    m = st.median(machine["2t"]) / st.median(machine["1t"])
+    lines += ["", f"Machine yardstick (bench_scale, two threads sharing nothing): {m:.2f}x one thread."]
 text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
 open(md, "w").write(text)
 print(text)
