@@ -217,6 +217,43 @@ static void test_matching(void)
     SSL_CTX_free(cctx13);
 }
 
+/*
+ * The application changes the protocol version of a cached session.
+ * libssl hashes only the ID and compares the version it reads from the
+ * cached session, so the session is found, replaced and removed under its
+ * new version, and adding it again is "already cached".
+ */
+static void test_version_changed_while_cached(void)
+{
+    SSL_CTX *ctx = new_cache_ctx();
+    SSL *fresh = new_ssl(ctx, 1); /* SSL_version: TLS 1.3 */
+    SSL_SESSION *s = make_session(11, 32, V12, 0, 1000);
+    SSL_SESSION *other13 = make_session(11, 32, V13, 0, 1000);
+    unsigned int len;
+    const unsigned char *id = SSL_SESSION_get_id(s, &len);
+
+    section("protocol version changed while cached");
+    add(ctx, s);
+    matching(fresh, "TLS1.3 SSL, cached as TLS1.2", id, len);
+    SSL_SESSION_set_protocol_version(s, V13);
+    matching(fresh, "TLS1.3 SSL, now TLS1.3", id, len);
+    add(ctx, s);                 /* the same session: 0 */
+    add(ctx, other13);           /* same ID and version: replaces it */
+    SSL_SESSION_set_protocol_version(s, V12);
+    add(ctx, s);                 /* TLS1.2 again: differs from other13 */
+    rem(ctx, s);
+    matching(fresh, "TLS1.3 SSL after removing the TLS1.2 one", id, len);
+    rem(ctx, other13);
+    matching(fresh, "TLS1.3 SSL after removing both", id, len);
+    add(ctx, s);
+    SSL_SESSION_set_protocol_version(s, V13);
+    flush(ctx, 5000, "everything");
+    SSL_free(fresh);
+    SSL_SESSION_free(s);
+    SSL_SESSION_free(other13);
+    free_ctx(ctx);
+}
+
 static void test_cache_size(long size)
 {
     SSL_CTX *ctx = new_cache_ctx();
@@ -433,6 +470,7 @@ int main(void)
     test_resumable();
     test_add_remove();
     test_matching();
+    test_version_changed_while_cached();
     test_cache_size(0);
     test_cache_size(1);
     test_cache_size(2);

@@ -248,12 +248,15 @@ impl<S: CachedSession> SessionCache<S> {
         }
     }
 
-    /// A keyed multiply-xorshift hash of the version and ID bytes; session
-    /// IDs are mostly random already, so this only has to be fast and
-    /// unpredictable.
+    /// A keyed multiply-xorshift hash of the ID bytes; session IDs are
+    /// mostly random already, so this only has to be fast and
+    /// unpredictable. The version is compared but not hashed, as in libssl
+    /// (`ssl_session_hash`): a cached session whose protocol version the
+    /// application changes stays where it is and is found (and replaced,
+    /// and removed) under its new version.
     fn hash(&self, key: &SessionKey) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = self.seed ^ (u64::from(key.version as u32) << 8 | u64::from(key.id_len));
+        let mut h = self.seed ^ u64::from(key.id_len);
         for chunk in key.id.chunks_exact(8) {
             let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunks"));
             h = (h ^ word).wrapping_mul(K);
@@ -621,6 +624,29 @@ mod tests {
         assert!(cache.peek(&key(2)).is_none());
         assert_eq!(cache.stats().hits, 1, "contains and peek do not count");
         assert_eq!(cache.stats().misses, 1);
+    }
+
+    #[test]
+    fn a_version_changed_while_cached_is_found_under_the_new_version() {
+        // libssl hashes the ID only and compares the version it reads from
+        // the cached session.
+        let cache = SessionCache::new(0);
+        let a = sess("a");
+        let id = [7u8; 32];
+        let v12 = SessionKey::new(0x0303, &id).unwrap();
+        let v13 = SessionKey::new(0x0304, &id).unwrap();
+        put(&cache, v12, a.clone(), at(10));
+        *a.0.1.lock().unwrap() = Some(v13);
+        assert!(cache.contains(&v13));
+        assert!(!cache.contains(&v12));
+        let again = cache.insert(v13, a.clone(), at(10));
+        assert!(
+            !again.added,
+            "the same session, found under its new version"
+        );
+        drop(again);
+        assert!(cache.remove(&v13).is_some());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]
