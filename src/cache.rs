@@ -137,17 +137,28 @@ pub trait CachedSession {
     }
 }
 
+/// What [`SessionCache::insert_into`] did (the evicted sessions went to the
+/// caller's `Vec`). Two words: it comes back in registers.
+#[derive(Debug)]
+pub struct Inserted<S> {
+    /// As in [`InsertOutcome`].
+    pub added: bool,
+    /// As in [`InsertOutcome`].
+    pub released: Option<S>,
+}
+
 /// What [`SessionCache::insert`] did.
 #[derive(Debug)]
 pub struct InsertOutcome<S> {
     /// `true` for a new entry, `false` when that same session was cached
     /// already (libssl's `SSL_CTX_add_session` return value).
     pub added: bool,
-    /// References the cache let go of without a removal: a different session
-    /// that had the same key (libssl frees it silently), or the duplicate
-    /// reference passed in when the session was cached already. In the order
-    /// libssl releases them.
-    pub released: Vec<S>,
+    /// The reference the cache let go of without a removal: a different
+    /// session that had the same key (libssl frees it silently, before any
+    /// eviction), or the duplicate reference passed in when the session was
+    /// cached already. Never more than one, and an `Option` rather than a
+    /// `Vec` for speed: every insert returns it.
+    pub released: Option<S>,
     /// Sessions pushed out because the cache was full, earliest expiry first.
     /// Each one is a removal: the caller notifies the application.
     pub evicted: Vec<S>,
@@ -172,11 +183,30 @@ struct Entry<S> {
 
 /// A place in expiry order; `seq` breaks ties so that among equal expiries
 /// the one (re)positioned first goes first, as in libssl's list.
+///
+/// The expiry is kept as one `u128` that sorts like [`Expiry`]: a slot is
+/// then four plain words, which the heap moves without the partial-width
+/// copies (and store-forwarding stalls) a `bool` field inside costs.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 struct Slot {
-    expiry: Expiry,
+    expiry: u128,
     seq: u64,
     hash: u64,
+}
+
+impl Slot {
+    fn expiry_key(expiry: Expiry) -> u128 {
+        // false < true, then the signed time: flipping the sign bit makes
+        // the unsigned order the signed one.
+        (u128::from(expiry.overflowed) << 64) | u128::from((expiry.at as u64) ^ (1 << 63))
+    }
+
+    fn expiry(&self) -> Expiry {
+        Expiry {
+            overflowed: self.expiry >> 64 != 0,
+            at: ((self.expiry as u64) ^ (1 << 63)) as i64,
+        }
+    }
 }
 
 /// One shard, on its own cache lines so that two threads reading two
@@ -199,7 +229,11 @@ impl Order {
     fn place(&mut self, expiry: Expiry, hash: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Reverse(Slot { expiry, seq, hash }));
+        self.heap.push(Reverse(Slot {
+            expiry: Slot::expiry_key(expiry),
+            seq,
+            hash,
+        }));
         seq
     }
 }
@@ -320,57 +354,77 @@ impl<S: CachedSession> SessionCache<S> {
     /// sessions, exactly like libssl 3.0. Eviction stops at an entry with an
     /// empty session ID, which libssl's `remove_session_lock` refuses.
     pub fn insert(&self, key: SessionKey, session: S, expiry: Expiry) -> InsertOutcome<S> {
+        let mut evicted = Vec::new();
+        let Inserted { added, released } = self.insert_into(key, session, expiry, &mut evicted);
+        InsertOutcome {
+            added,
+            released,
+            evicted,
+        }
+    }
+
+    /// [`SessionCache::insert`] for the hot path: evicted sessions are
+    /// appended to `evicted`, and the rest of the outcome is two words
+    /// (a struct with `Vec`s inside costs store-forwarding stalls on every
+    /// insert).
+    pub fn insert_into(
+        &self,
+        key: SessionKey,
+        session: S,
+        expiry: Expiry,
+        evicted: &mut Vec<S>,
+    ) -> Inserted<S> {
         let hash = self.hash(&key);
         let capacity = self.capacity();
         let mut order = self.order();
-        let mut released = Vec::new();
-        {
-            let mut table = write(&self.shard(hash).table);
-            if let Ok(mut found) = table.find_entry(hash, |e| e.session.has_key(&key)) {
-                if found.get().session.is_same(&session) {
-                    found.get_mut().seq = order.place(expiry, hash);
-                    released.push(session);
-                    drop(table);
-                    self.compact_if_stale(&mut order);
-                    return InsertOutcome {
-                        added: false,
-                        released,
-                        evicted: Vec::new(),
-                    };
-                }
-                let (old, _) = found.remove();
-                released.push(old.session);
-                order.len -= 1;
+        let mut released = None;
+        // One write lock on the shard for the lookup and the insert: every
+        // atomic read-modify-write counts at this size of operation.
+        let mut table = write(&self.shard(hash).table);
+        if let Ok(mut found) = table.find_entry(hash, |e| e.session.has_key(&key)) {
+            if found.get().session.is_same(&session) {
+                found.get_mut().seq = order.place(expiry, hash);
+                released = Some(session);
+                drop(table);
+                self.compact_if_stale(&mut order);
+                return Inserted {
+                    added: false,
+                    released,
+                };
             }
+            let (old, _) = found.remove();
+            released = Some(old.session);
+            order.len -= 1;
         }
 
-        let mut evicted = Vec::new();
-        if capacity > 0 {
+        if capacity > 0 && order.len + 1 >= capacity {
+            // A victim may live in this very shard.
+            drop(table);
+            let before = evicted.len();
             while order.len + 1 >= capacity {
-                match self.take_front(&mut order, |slot, session| {
+                match self.take_front(&mut order, |_, session| {
                     // libssl's eviction refuses (and stops at) an empty ID.
-                    let _ = slot;
                     session.key().is_some_and(|k| !k.id().is_empty())
                 }) {
                     Some(victim) => evicted.push(victim),
                     None => break,
                 }
             }
-        }
-        if !evicted.is_empty() {
-            self.evictions
-                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            let count = evicted.len() - before;
+            if count > 0 {
+                self.evictions.fetch_add(count as u64, Ordering::Relaxed);
+            }
+            table = write(&self.shard(hash).table);
         }
 
         let seq = order.place(expiry, hash);
-        write(&self.shard(hash).table)
-            .insert_unique(hash, Entry { session, hash, seq }, |e| e.hash);
+        table.insert_unique(hash, Entry { session, hash, seq }, |e| e.hash);
+        drop(table);
         order.len += 1;
         self.compact_if_stale(&mut order);
-        InsertOutcome {
+        Inserted {
             added: true,
             released,
-            evicted,
         }
     }
 
@@ -494,7 +548,7 @@ impl<S: CachedSession> SessionCache<S> {
     pub fn take_expired(&self, now: i64) -> Vec<S> {
         let mut order = self.order();
         let mut out = Vec::new();
-        while let Some(s) = self.take_front(&mut order, |slot, _| slot.expiry.has_passed(now)) {
+        while let Some(s) = self.take_front(&mut order, |slot, _| slot.expiry().has_passed(now)) {
             out.push(s);
         }
         out
@@ -567,6 +621,30 @@ mod tests {
     }
 
     #[test]
+    fn slot_expiry_keys_sort_like_expiries_and_round_trip() {
+        let times = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        let mut expiries: Vec<Expiry> = times
+            .iter()
+            .flat_map(|&at| [false, true].map(|overflowed| Expiry { overflowed, at }))
+            .collect();
+        expiries.sort();
+        for pair in expiries.windows(2) {
+            assert!(
+                Slot::expiry_key(pair[0]) < Slot::expiry_key(pair[1]),
+                "{pair:?}"
+            );
+        }
+        for e in expiries {
+            let slot = Slot {
+                expiry: Slot::expiry_key(e),
+                seq: 0,
+                hash: 0,
+            };
+            assert_eq!(slot.expiry(), e);
+        }
+    }
+
+    #[test]
     fn id_is_compares_every_byte_and_the_length() {
         let full: Vec<u8> = (0..32).collect();
         let k = SessionKey::new(0x0303, &full).unwrap();
@@ -608,7 +686,7 @@ mod tests {
         let cache = SessionCache::new(0);
         let a = sess("a");
         let out = put(&cache, key(1), a.clone(), at(10));
-        assert!(out.added && out.released.is_empty() && out.evicted.is_empty());
+        assert!(out.added && out.released.is_none() && out.evicted.is_empty());
         assert!(cache.get(&key(1)).unwrap().is_same(&a));
         assert!(cache.get(&key(2)).is_none());
         assert_eq!(
@@ -656,7 +734,7 @@ mod tests {
         put(&cache, key(1), a.clone(), at(10));
         let out = put(&cache, key(1), a.clone(), at(10));
         assert!(!out.added);
-        assert_eq!(names(&out.released), ["a"]);
+        assert_eq!(names(out.released.as_slice()), ["a"]);
         drop(out);
         assert_eq!(Arc::strong_count(&a.0), 2, "one for us, one for the cache");
     }
@@ -667,7 +745,7 @@ mod tests {
         put(&cache, key(1), sess("old"), at(10));
         let out = put(&cache, key(1), sess("new"), at(5));
         assert!(out.added);
-        assert_eq!(names(&out.released), ["old"]);
+        assert_eq!(names(out.released.as_slice()), ["old"]);
         assert!(out.evicted.is_empty());
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get(&key(1)).unwrap().0.0.as_str(), "new");

@@ -196,15 +196,18 @@ impl CtxState {
         let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
             return false;
         };
-        let outcome = self.cache.insert(key, handle, sess.expiry());
+        let mut evicted = Vec::new();
+        let outcome = self
+            .cache
+            .insert_into(key, handle, sess.expiry(), &mut evicted);
         if outcome.added {
-            if !outcome.released.is_empty() {
+            if outcome.released.is_some() {
                 log_session(Event::Replace, ctx, sess.as_ptr());
             }
             log_session(Event::Add, ctx, sess.as_ptr());
         }
         drop(outcome.released);
-        for victim in outcome.evicted {
+        for victim in evicted {
             // libssl frees each evicted session right after its callback.
             self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
         }

@@ -179,7 +179,11 @@ fn run_against_model(seed: u64, capacity: usize, ops: usize) {
                 let (m_added, m_released, m_evicted) = model.add(ms.clone());
                 let out = cache.insert(key, sess.clone(), expiry);
                 assert_eq!(out.added, m_added, "{ctx}: add return");
-                assert_eq!(names(&out.released), m_released, "{ctx}: released");
+                assert_eq!(
+                    names(out.released.as_slice()),
+                    m_released,
+                    "{ctx}: released"
+                );
                 assert_eq!(names(&out.evicted), m_evicted, "{ctx}: evicted");
                 known.push((sess, ms));
             }
@@ -194,7 +198,11 @@ fn run_against_model(seed: u64, capacity: usize, ops: usize) {
                 let (m_added, m_released, m_evicted) = model.add(ms.clone());
                 let out = cache.insert(ms.key, sess, ms.expiry);
                 assert_eq!(out.added, m_added, "{ctx}: re-add return");
-                assert_eq!(names(&out.released), m_released, "{ctx}: re-add released");
+                assert_eq!(
+                    names(out.released.as_slice()),
+                    m_released,
+                    "{ctx}: re-add released"
+                );
                 assert_eq!(names(&out.evicted), m_evicted, "{ctx}: re-add evicted");
             }
             6 if !known.is_empty() => {
