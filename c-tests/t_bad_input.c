@@ -58,6 +58,7 @@ int main(void)
     printf("has_matching(NULL ssl) = %d\n", SSL_has_matching_session_id(NULL, id, 8));
     printf("set_time(NULL) = %ld\n", SSL_SESSION_set_time(NULL, 5));
     printf("set_timeout(NULL) = %ld\n", SSL_SESSION_set_timeout(NULL, 5));
+    printf("set_protocol_version(NULL) = %d\n", SSL_SESSION_set_protocol_version(NULL, TLS1_2_VERSION));
     printf("set_SSL_CTX(NULL, NULL) is NULL: %s\n", SSL_set_SSL_CTX(NULL, NULL) == NULL ? "yes" : "no");
 
     section("a real ctx, bad sessions and lengths");

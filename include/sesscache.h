@@ -90,6 +90,11 @@ long SSL_SESSION_set_time(SSL_SESSION *s, long t);
 // place in expiry order.
 long SSL_SESSION_set_timeout(SSL_SESSION *s, long t);
 
+// libssl's `SSL_SESSION_set_protocol_version`; a cached session is then
+// found under its new version, as in libssl (which compares the version
+// it reads from the cached session). NULL: returns 0 (libssl crashes).
+int SSL_SESSION_set_protocol_version(SSL_SESSION *s, int version);
+
 // libssl's `SSL_set_SSL_CTX` (used by SNI servers). The connection's
 // session cache and callbacks stay those of the ctx it was created with.
 SSL_CTX *SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);

@@ -69,15 +69,56 @@ impl SessionKey {
     /// a full-length ID (what libssl makes) compares as one fixed-size
     /// array, without a call to `memcmp`.
     pub fn id_is(&self, id: &[u8]) -> bool {
-        match <&[u8; MAX_SESSION_ID_LEN]>::try_from(id) {
-            Ok(full) => {
-                let half = |b: &[u8]| u128::from_ne_bytes(b.try_into().expect("16 bytes"));
-                usize::from(self.id_len) == MAX_SESSION_ID_LEN
-                    && half(&full[..16]) == half(&self.id[..16])
-                    && half(&full[16..]) == half(&self.id[16..])
-            }
-            Err(_) => id == self.id(),
+        ids_equal(id, self.id())
+    }
+}
+
+/// A key borrowed from the caller's buffer: for lookups that need not copy
+/// the ID (`SSL_has_matching_session_id` runs millions of times a second in
+/// a busy server's ID generator).
+#[derive(Clone, Copy, Debug)]
+pub struct SessionKeyRef<'a> {
+    version: i32,
+    id: &'a [u8],
+}
+
+impl<'a> SessionKeyRef<'a> {
+    /// `None` when the ID is longer than libssl allows.
+    pub fn new(version: i32, id: &'a [u8]) -> Option<SessionKeyRef<'a>> {
+        (id.len() <= MAX_SESSION_ID_LEN).then_some(SessionKeyRef { version, id })
+    }
+}
+
+/// The ID as four little-endian words, zero-padded: what the hash reads.
+fn id_words(id: &[u8]) -> [u64; 4] {
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8-byte chunks"));
+    match <&[u8; MAX_SESSION_ID_LEN]>::try_from(id) {
+        Ok(full) => [
+            word(&full[..8]),
+            word(&full[8..16]),
+            word(&full[16..24]),
+            word(&full[24..]),
+        ],
+        Err(_) => {
+            let mut padded = [0u8; MAX_SESSION_ID_LEN];
+            padded[..id.len()].copy_from_slice(id);
+            id_words(&padded)
         }
+    }
+}
+
+/// Whether two IDs are equal; a full-length pair compares as two 16-byte
+/// words, without a call to `memcmp`.
+pub fn ids_equal(a: &[u8], b: &[u8]) -> bool {
+    match (
+        <&[u8; MAX_SESSION_ID_LEN]>::try_from(a),
+        <&[u8; MAX_SESSION_ID_LEN]>::try_from(b),
+    ) {
+        (Ok(a), Ok(b)) => {
+            let half = |x: &[u8]| u128::from_ne_bytes(x.try_into().expect("16 bytes"));
+            half(&a[..16]) == half(&b[..16]) && half(&a[16..]) == half(&b[16..])
+        }
+        _ => a == b,
     }
 }
 
@@ -135,6 +176,15 @@ pub trait CachedSession {
     fn has_key(&self, key: &SessionKey) -> bool {
         self.key().as_ref() == Some(key)
     }
+    /// Whether the session's own ID is `key`'s, the version not looked at
+    /// (the cache keeps the version of most entries itself).
+    fn has_id(&self, key: &SessionKey) -> bool {
+        self.has_id_bytes(key.id())
+    }
+    /// Whether the session's own ID is `id`.
+    fn has_id_bytes(&self, id: &[u8]) -> bool {
+        self.key().is_some_and(|k| k.id() == id)
+    }
 }
 
 /// What [`SessionCache::insert_into`] did (the evicted sessions went to the
@@ -178,7 +228,79 @@ const SHARDS: usize = 16;
 struct Entry<S> {
     session: S,
     hash: u64,
-    seq: u64,
+    /// The low 48 bits of the sequence number of the entry's heap slot
+    /// (which slot is the live one), and above them the session's protocol
+    /// version as it was cached, or [`Entry::VERSION_UNKNOWN`]. Keeping the
+    /// version here spares every lookup a read of a second cache line of
+    /// the session; it is kept exact by [`SessionCache::version_changed_where`]
+    /// (the only way a cached session's version changes).
+    seq_and_version: u64,
+}
+
+impl<S> Entry<S> {
+    const SEQ_BITS: u32 = 48;
+    const SEQ_MASK: u64 = (1 << Self::SEQ_BITS) - 1;
+    /// The version did not fit in 16 bits (or the ID is empty, whose
+    /// sessions libssl may re-version inside a handshake): read it from the
+    /// session.
+    const VERSION_UNKNOWN: u64 = 0xffff;
+
+    fn new(session: S, hash: u64, seq: u64, key: &SessionKey) -> Entry<S> {
+        Entry {
+            session,
+            hash,
+            seq_and_version: (seq & Self::SEQ_MASK) | (Self::version_bits(key) << Self::SEQ_BITS),
+        }
+    }
+
+    fn version_bits(key: &SessionKey) -> u64 {
+        match u16::try_from(key.version()) {
+            Ok(v) if u64::from(v) != Self::VERSION_UNKNOWN && !key.id().is_empty() => u64::from(v),
+            _ => Self::VERSION_UNKNOWN,
+        }
+    }
+
+    /// Whether this entry's heap slot is the one numbered `seq`.
+    fn has_seq(&self, seq: u64) -> bool {
+        self.seq_and_version & Self::SEQ_MASK == seq & Self::SEQ_MASK
+    }
+
+    fn set_seq(&mut self, seq: u64) {
+        self.seq_and_version = (self.seq_and_version & !Self::SEQ_MASK) | (seq & Self::SEQ_MASK);
+    }
+
+    fn set_version(&mut self, key: &SessionKey) {
+        self.seq_and_version =
+            (self.seq_and_version & Self::SEQ_MASK) | (Self::version_bits(key) << Self::SEQ_BITS);
+    }
+
+    /// [`Entry::matches`] for a borrowed key.
+    fn matches_ref(&self, key: &SessionKeyRef<'_>) -> bool
+    where
+        S: CachedSession,
+    {
+        let version = self.seq_and_version >> Self::SEQ_BITS;
+        if version == Self::VERSION_UNKNOWN {
+            self.session
+                .key()
+                .is_some_and(|k| k.version() == key.version && k.id() == key.id)
+        } else {
+            i64::from(key.version) == version as i64 && self.session.has_id_bytes(key.id)
+        }
+    }
+
+    /// libssl's comparison of a cached session with a key: version, then ID.
+    fn matches(&self, key: &SessionKey) -> bool
+    where
+        S: CachedSession,
+    {
+        let version = self.seq_and_version >> Self::SEQ_BITS;
+        if version == Self::VERSION_UNKNOWN {
+            self.session.has_key(key)
+        } else {
+            i64::from(key.version()) == version as i64 && self.session.has_id(key)
+        }
+    }
 }
 
 /// A place in expiry order; `seq` breaks ties so that among equal expiries
@@ -289,10 +411,13 @@ impl<S: CachedSession> SessionCache<S> {
     /// application changes stays where it is and is found (and replaced,
     /// and removed) under its new version.
     fn hash(&self, key: &SessionKey) -> u64 {
+        self.hash_id(key.id())
+    }
+
+    fn hash_id(&self, id: &[u8]) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = self.seed ^ u64::from(key.id_len);
-        for chunk in key.id.chunks_exact(8) {
-            let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunks"));
+        let mut h = self.seed ^ id.len() as u64;
+        for word in id_words(id) {
             h = (h ^ word).wrapping_mul(K);
             h ^= h >> 29;
         }
@@ -381,9 +506,10 @@ impl<S: CachedSession> SessionCache<S> {
         // One write lock on the shard for the lookup and the insert: every
         // atomic read-modify-write counts at this size of operation.
         let mut table = write(&self.shard(hash).table);
-        if let Ok(mut found) = table.find_entry(hash, |e| e.session.has_key(&key)) {
+        if let Ok(mut found) = table.find_entry(hash, |e| e.matches(&key)) {
             if found.get().session.is_same(&session) {
-                found.get_mut().seq = order.place(expiry, hash);
+                let seq = order.place(expiry, hash);
+                found.get_mut().set_seq(seq);
                 released = Some(session);
                 drop(table);
                 self.compact_if_stale(&mut order);
@@ -418,7 +544,7 @@ impl<S: CachedSession> SessionCache<S> {
         }
 
         let seq = order.place(expiry, hash);
-        table.insert_unique(hash, Entry { session, hash, seq }, |e| e.hash);
+        table.insert_unique(hash, Entry::new(session, hash, seq, &key), |e| e.hash);
         drop(table);
         order.len += 1;
         self.compact_if_stale(&mut order);
@@ -434,7 +560,7 @@ impl<S: CachedSession> SessionCache<S> {
         loop {
             let Reverse(slot) = *order.heap.peek()?;
             let mut table = write(&self.shard(slot.hash).table);
-            match table.find_entry(slot.hash, |e| e.seq == slot.seq) {
+            match table.find_entry(slot.hash, |e| e.has_seq(slot.seq)) {
                 Ok(found) => {
                     if !take(&slot, &found.get().session) {
                         return None;
@@ -462,7 +588,7 @@ impl<S: CachedSession> SessionCache<S> {
         let tables: Vec<_> = self.shards.iter().map(|s| read(&s.table)).collect();
         order.heap.retain(|Reverse(slot)| {
             tables[Self::shard_index(slot.hash)]
-                .find(slot.hash, |e| e.seq == slot.seq)
+                .find(slot.hash, |e| e.has_seq(slot.seq))
                 .is_some()
         });
     }
@@ -476,7 +602,7 @@ impl<S: CachedSession> SessionCache<S> {
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let found = read(&shard.table)
-            .find(hash, |e| e.session.has_key(key))
+            .find(hash, |e| e.matches(key))
             .map(|e| e.session.clone());
         let counter = if found.is_some() {
             &shard.hits
@@ -494,15 +620,23 @@ impl<S: CachedSession> SessionCache<S> {
     {
         let hash = self.hash(key);
         read(&self.shard(hash).table)
-            .find(hash, |e| e.session.has_key(key))
+            .find(hash, |e| e.matches(key))
             .map(|e| e.session.clone())
+    }
+
+    /// [`SessionCache::contains`] for a key borrowed from the caller.
+    pub fn contains_ref(&self, key: SessionKeyRef<'_>) -> bool {
+        let hash = self.hash_id(key.id);
+        read(&self.shard(hash).table)
+            .find(hash, |e| e.matches_ref(&key))
+            .is_some()
     }
 
     /// Whether a session is cached under `key` (no statistics).
     pub fn contains(&self, key: &SessionKey) -> bool {
         let hash = self.hash(key);
         read(&self.shard(hash).table)
-            .find(hash, |e| e.session.has_key(key))
+            .find(hash, |e| e.matches(key))
             .is_some()
     }
 
@@ -512,7 +646,7 @@ impl<S: CachedSession> SessionCache<S> {
         let mut order = self.order();
         let removed = {
             let mut table = write(&self.shard(hash).table);
-            let found = table.find_entry(hash, |e| e.session.has_key(key)).ok()?;
+            let found = table.find_entry(hash, |e| e.matches(key)).ok()?;
             found.remove().0.session
         };
         order.len -= 1;
@@ -532,15 +666,31 @@ impl<S: CachedSession> SessionCache<S> {
         let mut order = self.order();
         {
             let mut table = write(&self.shard(hash).table);
-            let Ok(mut found) = table.find_entry(hash, |e| e.session.has_key(key)) else {
+            let Ok(mut found) = table.find_entry(hash, |e| e.matches(key)) else {
                 return false;
             };
             if !is_it(&found.get().session) {
                 return false;
             }
-            found.get_mut().seq = order.place(expiry, hash);
+            let seq = order.place(expiry, hash);
+            found.get_mut().set_seq(seq);
         }
         self.compact_if_stale(&mut order);
+        true
+    }
+
+    /// The session cached under `key`'s ID that `is_it` recognises now has
+    /// `key`'s version (the application changed it); returns whether one
+    /// did. Its place in the table does not change: the hash is of the ID.
+    pub fn version_changed_where(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool) -> bool {
+        let hash = self.hash(key);
+        let mut table = write(&self.shard(hash).table);
+        // The old version is unknown here: match on the ID and identity.
+        let Ok(mut found) = table.find_entry(hash, |e| e.session.has_id(key) && is_it(&e.session))
+        else {
+            return false;
+        };
+        found.get_mut().set_version(key);
         true
     }
 
@@ -707,24 +857,52 @@ mod tests {
     #[test]
     fn a_version_changed_while_cached_is_found_under_the_new_version() {
         // libssl hashes the ID only and compares the version it reads from
-        // the cached session.
+        // the cached session; the cache keeps a copy of the version, which
+        // `version_changed_where` brings up to date.
         let cache = SessionCache::new(0);
         let a = sess("a");
         let id = [7u8; 32];
         let v12 = SessionKey::new(0x0303, &id).unwrap();
         let v13 = SessionKey::new(0x0304, &id).unwrap();
         put(&cache, v12, a.clone(), at(10));
+        assert!(cache.contains(&v12));
         *a.0.1.lock().unwrap() = Some(v13);
+        assert!(cache.version_changed_where(&v13, |s| s.is_same(&a)));
         assert!(cache.contains(&v13));
         assert!(!cache.contains(&v12));
-        let again = cache.insert(v13, a.clone(), at(10));
+        let other = sess("other");
         assert!(
-            !again.added,
-            "the same session, found under its new version"
+            !cache.version_changed_where(&v12, |s| s.is_same(&other)),
+            "only the session itself"
         );
+        let again = cache.insert(v13, a.clone(), at(10));
+        assert!(!again.added, "the same session, found under its new version");
         drop(again);
         assert!(cache.remove(&v13).is_some());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn versions_that_do_not_fit_the_entry_are_read_from_the_session() {
+        // TLS_ANY_VERSION (0x10000), negative values, 0xffff itself and
+        // empty IDs: the entry does not keep the version, so a change made
+        // behind the cache's back is still seen.
+        for (version, id) in [
+            (0x10000, &[1u8; 32][..]),
+            (-3, &[2u8; 32][..]),
+            (0xffff, &[3u8; 32][..]),
+            (0x0303, &[][..]),
+        ] {
+            let cache = SessionCache::new(0);
+            let s = sess("s");
+            let k = SessionKey::new(version, id).unwrap();
+            put(&cache, k, s.clone(), at(1));
+            assert!(cache.contains(&k), "{version:#x}");
+            let moved = SessionKey::new(0x0304, id).unwrap();
+            *s.0.1.lock().unwrap() = Some(moved);
+            assert!(cache.contains(&moved), "{version:#x}: read from the session");
+            assert!(!cache.contains(&k), "{version:#x}");
+        }
     }
 
     #[test]

@@ -755,6 +755,20 @@ pub fn session_times_changed(sess: Session) {
     }
 }
 
+/// Tells whichever cache holds `sess` its new protocol version.
+pub fn session_version_changed(sess: Session) {
+    let Some(key) = sess.key() else { return };
+    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    for state in states.iter() {
+        if state
+            .cache
+            .version_changed_where(&key, |s| s.as_ptr() == sess.as_ptr())
+        {
+            break;
+        }
+    }
+}
+
 /// ex_data free callback for our ctx index: the ctx is going away.
 unsafe extern "C" fn free_ctx_state(
     parent: *mut c_void,

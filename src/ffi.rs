@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 
 use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
-use crate::cache::{MAX_SESSION_ID_LEN, SessionKey};
+use crate::cache::{MAX_SESSION_ID_LEN, SessionKeyRef};
 use crate::context::{self, state_of};
 use crate::diag;
 use crate::libssl::{self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, Session};
@@ -296,7 +296,8 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
             // SAFETY: `id_len` (at most 32) readable bytes at non-null `id`.
             unsafe { std::slice::from_raw_parts(id, len) }
         };
-        SessionKey::new(conn.version(), id).map_or(0, |key| c_int::from(state.cache.contains(&key)))
+        SessionKeyRef::new(conn.version(), id)
+            .map_or(0, |key| c_int::from(state.cache.contains_ref(key)))
     })
 }
 
@@ -331,6 +332,29 @@ pub unsafe extern "C" fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long)
             }
         });
     }
+    ret
+}
+
+/// libssl's `SSL_SESSION_set_protocol_version`; a cached session is then
+/// found under its new version, as in libssl (which compares the version
+/// it reads from the cached session). NULL: returns 0 (libssl crashes).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
+    s: *mut SSL_SESSION,
+    version: c_int,
+) -> c_int {
+    // libssl itself would crash on NULL.
+    let (Some(real), false) = (libssl::real(), s.is_null()) else {
+        return 0;
+    };
+    // SAFETY: a non-null session from the caller.
+    let ret = unsafe { (real.session_set_protocol_version)(s, version) };
+    boundary((), || {
+        // SAFETY: live session (libssl just wrote to it) or NULL.
+        if let Some(sess) = unsafe { Session::from_ptr(s) } {
+            context::session_version_changed(sess);
+        }
+    });
     ret
 }
 

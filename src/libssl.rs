@@ -112,6 +112,7 @@ real_functions! {
     has_matching_session_id = "SSL_has_matching_session_id": fn(*const SSL, *const c_uchar, c_uint) -> c_int;
     session_set_time = "SSL_SESSION_set_time": fn(*mut SSL_SESSION, c_long) -> c_long;
     session_set_timeout = "SSL_SESSION_set_timeout": fn(*mut SSL_SESSION, c_long) -> c_long;
+    session_set_protocol_version = "SSL_SESSION_set_protocol_version": fn(*mut SSL_SESSION, c_int) -> c_int;
     set_ssl_ctx = "SSL_set_SSL_CTX": fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
     set_new_cb = "SSL_CTX_sess_set_new_cb": fn(*mut SSL_CTX, NewSessionCb);
     set_remove_cb = "SSL_CTX_sess_set_remove_cb": fn(*mut SSL_CTX, RemoveSessionCb);
@@ -227,6 +228,10 @@ impl CachedSession for SessionRef {
         // SAFETY: we hold a reference, so the session is alive.
         let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess.as_ptr()) };
         version == key.version() && sess.with_id(|id| key.id_is(id))
+    }
+
+    fn has_id_bytes(&self, id: &[u8]) -> bool {
+        self.view().with_id(|own| crate::cache::ids_equal(own, id))
     }
 }
 
