@@ -65,6 +65,14 @@ impl SessionKey {
         &self.id[..usize::from(self.id_len)]
     }
 
+    /// The same key, borrowed.
+    pub fn as_key_ref(&self) -> SessionKeyRef<'_> {
+        SessionKeyRef {
+            version: self.version,
+            id: self.id(),
+        }
+    }
+
     /// Whether `id` is this key's ID. Runs on every probe of every lookup:
     /// a full-length ID (what libssl makes) compares as one fixed-size
     /// array, without a call to `memcmp`.
@@ -245,7 +253,7 @@ impl<S> Entry<S> {
     /// session.
     const VERSION_UNKNOWN: u64 = 0xffff;
 
-    fn new(session: S, hash: u64, seq: u64, key: &SessionKey) -> Entry<S> {
+    fn new(session: S, hash: u64, seq: u64, key: &SessionKeyRef<'_>) -> Entry<S> {
         Entry {
             session,
             hash,
@@ -253,9 +261,9 @@ impl<S> Entry<S> {
         }
     }
 
-    fn version_bits(key: &SessionKey) -> u64 {
-        match u16::try_from(key.version()) {
-            Ok(v) if u64::from(v) != Self::VERSION_UNKNOWN && !key.id().is_empty() => u64::from(v),
+    fn version_bits(key: &SessionKeyRef<'_>) -> u64 {
+        match u16::try_from(key.version) {
+            Ok(v) if u64::from(v) != Self::VERSION_UNKNOWN && !key.id.is_empty() => u64::from(v),
             _ => Self::VERSION_UNKNOWN,
         }
     }
@@ -269,7 +277,7 @@ impl<S> Entry<S> {
         self.seq_and_version = (self.seq_and_version & !Self::SEQ_MASK) | (seq & Self::SEQ_MASK);
     }
 
-    fn set_version(&mut self, key: &SessionKey) {
+    fn set_version(&mut self, key: &SessionKeyRef<'_>) {
         self.seq_and_version =
             (self.seq_and_version & Self::SEQ_MASK) | (Self::version_bits(key) << Self::SEQ_BITS);
     }
@@ -480,7 +488,8 @@ impl<S: CachedSession> SessionCache<S> {
     /// empty session ID, which libssl's `remove_session_lock` refuses.
     pub fn insert(&self, key: SessionKey, session: S, expiry: Expiry) -> InsertOutcome<S> {
         let mut evicted = Vec::new();
-        let Inserted { added, released } = self.insert_into(key, session, expiry, &mut evicted);
+        let Inserted { added, released } =
+            self.insert_into(key.as_key_ref(), session, expiry, &mut evicted);
         InsertOutcome {
             added,
             released,
@@ -494,19 +503,19 @@ impl<S: CachedSession> SessionCache<S> {
     /// insert).
     pub fn insert_into(
         &self,
-        key: SessionKey,
+        key: SessionKeyRef<'_>,
         session: S,
         expiry: Expiry,
         evicted: &mut Vec<S>,
     ) -> Inserted<S> {
-        let hash = self.hash(&key);
+        let hash = self.hash_id(key.id);
         let capacity = self.capacity();
         let mut order = self.order();
         let mut released = None;
         // One write lock on the shard for the lookup and the insert: every
         // atomic read-modify-write counts at this size of operation.
         let mut table = write(&self.shard(hash).table);
-        if let Ok(mut found) = table.find_entry(hash, |e| e.matches(&key)) {
+        if let Ok(mut found) = table.find_entry(hash, |e| e.matches_ref(&key)) {
             if found.get().session.is_same(&session) {
                 let seq = order.place(expiry, hash);
                 found.get_mut().set_seq(seq);
@@ -642,11 +651,16 @@ impl<S: CachedSession> SessionCache<S> {
 
     /// Removes whatever session is cached under `key`.
     pub fn remove(&self, key: &SessionKey) -> Option<S> {
-        let hash = self.hash(key);
+        self.remove_ref(key.as_key_ref())
+    }
+
+    /// [`SessionCache::remove`] for a key borrowed from the caller.
+    pub fn remove_ref(&self, key: SessionKeyRef<'_>) -> Option<S> {
+        let hash = self.hash_id(key.id);
         let mut order = self.order();
         let removed = {
             let mut table = write(&self.shard(hash).table);
-            let found = table.find_entry(hash, |e| e.matches(key)).ok()?;
+            let found = table.find_entry(hash, |e| e.matches_ref(&key)).ok()?;
             found.remove().0.session
         };
         order.len -= 1;
@@ -690,7 +704,7 @@ impl<S: CachedSession> SessionCache<S> {
         else {
             return false;
         };
-        found.get_mut().set_version(key);
+        found.get_mut().set_version(&key.as_key_ref());
         true
     }
 
@@ -876,7 +890,10 @@ mod tests {
             "only the session itself"
         );
         let again = cache.insert(v13, a.clone(), at(10));
-        assert!(!again.added, "the same session, found under its new version");
+        assert!(
+            !again.added,
+            "the same session, found under its new version"
+        );
         drop(again);
         assert!(cache.remove(&v13).is_some());
         assert_eq!(cache.len(), 0);
@@ -900,7 +917,10 @@ mod tests {
             assert!(cache.contains(&k), "{version:#x}");
             let moved = SessionKey::new(0x0304, id).unwrap();
             *s.0.1.lock().unwrap() = Some(moved);
-            assert!(cache.contains(&moved), "{version:#x}: read from the session");
+            assert!(
+                cache.contains(&moved),
+                "{version:#x}: read from the session"
+            );
             assert!(!cache.contains(&k), "{version:#x}");
         }
     }

@@ -182,9 +182,6 @@ impl CtxState {
 
     /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
     pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
-        let Some(key) = sess.key() else {
-            return false;
-        };
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
             if let Some(real) = libssl::real() {
                 // SAFETY: live session; the real setter only writes its
@@ -197,9 +194,13 @@ impl CtxState {
             return false;
         };
         let mut evicted = Vec::new();
-        let outcome = self
-            .cache
-            .insert_into(key, handle, sess.expiry(), &mut evicted);
+        let expiry = sess.expiry();
+        // The key is borrowed from the session, which the caller holds.
+        let Some(outcome) =
+            sess.with_key_ref(|key| self.cache.insert_into(key, handle, expiry, &mut evicted))
+        else {
+            return false;
+        };
         if outcome.added {
             if outcome.released.is_some() {
                 log_session(Event::Replace, ctx, sess.as_ptr());
@@ -216,10 +217,13 @@ impl CtxState {
 
     /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.
     pub fn remove_session(&self, ctx: *mut SSL_CTX, sess: Session) -> c_int {
-        let Some(key) = sess.key().filter(|k| !k.id().is_empty()) else {
+        if sess.has_empty_id() {
+            return 0;
+        }
+        // The key is borrowed from the session, which the caller holds.
+        let Some(removed) = sess.with_key_ref(|key| self.cache.remove_ref(key)) else {
             return 0;
         };
-        let removed = self.cache.remove(&key);
         // libssl reports the session it was asked about, even when the cache
         // held a different one under that key, and frees after the callback.
         self.notify_removed(ctx, sess.as_ptr(), Event::Remove);

@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use once_cell::sync::Lazy;
 use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
-use crate::cache::{CachedSession, Expiry, SessionKey};
+use crate::cache::{CachedSession, Expiry, SessionKey, SessionKeyRef};
 
 pub type NewSessionFn = unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int;
 pub type RemoveSessionFn = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION);
@@ -266,6 +266,13 @@ impl Session {
 
     pub fn has_empty_id(self) -> bool {
         self.with_id(|id| id.is_empty())
+    }
+
+    /// The session's key, borrowed from the session itself (no copy).
+    pub fn with_key_ref<R>(self, f: impl FnOnce(SessionKeyRef<'_>) -> R) -> Option<R> {
+        // SAFETY: live session.
+        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
+        self.with_id(|id| SessionKeyRef::new(version, id).map(f))
     }
 
     pub fn key(self) -> Option<SessionKey> {
