@@ -106,6 +106,41 @@ int main(void)
     SSL_free(ssl);
     printf("SSL_CTX_free\n");
     SSL_CTX_free(ctx);
+
+    /* libssl corrupts its lists (and aborts) when one session sits in two
+     * caches; under the library both caches keep it, and a version change
+     * is seen by both, as libssl compares the version it reads from the
+     * session itself. */
+    section("one session in two contexts, its version changed");
+    {
+        SSL_CTX *a = new_cache_ctx(), *b = new_cache_ctx();
+        SSL *sa = new_ssl(a, 1), *sb = new_ssl(b, 1);
+        SSL_SESSION *s = make_session(0x77, 32, TLS1_2_VERSION, 0, 1000);
+        unsigned int len;
+        const unsigned char *sid = SSL_SESSION_get_id(s, &len);
+
+        int ra, rb;
+
+        ra = SSL_CTX_add_session(a, s);
+        rb = SSL_CTX_add_session(b, s);
+        printf("add to both: %d %d\n", ra, rb);
+        ra = SSL_has_matching_session_id(sa, sid, len);
+        rb = SSL_has_matching_session_id(sb, sid, len);
+        printf("TLS 1.3 lookups: %d %d\n", ra, rb);
+        printf("set_protocol_version(TLS 1.3) = %d\n",
+               SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION));
+        ra = SSL_has_matching_session_id(sa, sid, len);
+        rb = SSL_has_matching_session_id(sb, sid, len);
+        printf("TLS 1.3 lookups: %d %d\n", ra, rb);
+        ra = SSL_CTX_remove_session(a, s);
+        rb = SSL_CTX_remove_session(b, s);
+        printf("remove from both: %d %d\n", ra, rb);
+        SSL_free(sa);
+        SSL_free(sb);
+        SSL_CTX_free(a);
+        SSL_CTX_free(b);
+        SSL_SESSION_free(s);
+    }
     common_cleanup();
     printf("done\n");
     return 0;

@@ -759,17 +759,16 @@ pub fn session_times_changed(sess: Session) {
     }
 }
 
-/// Tells whichever cache holds `sess` its new protocol version.
+/// Tells every cache that holds `sess` its new protocol version: libssl
+/// reads the version from the session itself, so a session added to two
+/// contexts is found under the new version in both.
 pub fn session_version_changed(sess: Session) {
     let Some(key) = sess.key() else { return };
     let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
     for state in states.iter() {
-        if state
+        state
             .cache
-            .version_changed_where(&key, |s| s.as_ptr() == sess.as_ptr())
-        {
-            break;
-        }
+            .version_changed_where(&key, |s| s.as_ptr() == sess.as_ptr());
     }
 }
 
