@@ -108,10 +108,10 @@ int main(void)
     SSL_CTX_free(ctx);
 
     /* libssl corrupts its lists (and aborts) when one session sits in two
-     * caches; under the library both caches keep it, and a version change
-     * is seen by both, as libssl compares the version it reads from the
-     * session itself. */
-    section("one session in two contexts, its version changed");
+     * caches; under the library both caches keep it, a version change is
+     * seen by both (libssl compares the version it reads from the session
+     * itself) and so is a new timeout. */
+    section("one session in two contexts, its version and timeout changed");
     {
         SSL_CTX *a = new_cache_ctx(), *b = new_cache_ctx();
         SSL *sa = new_ssl(a, 1), *sb = new_ssl(b, 1);
@@ -132,6 +132,12 @@ int main(void)
         ra = SSL_has_matching_session_id(sa, sid, len);
         rb = SSL_has_matching_session_id(sb, sid, len);
         printf("TLS 1.3 lookups: %d %d\n", ra, rb);
+        /* expiry T0 + 1000 -> T0 + 10: a flush at T0 + 100 finds it in both */
+        printf("set_timeout(10) = %ld\n", SSL_SESSION_set_timeout(s, 10));
+        SSL_CTX_flush_sessions(a, (long)T0 + 100);
+        SSL_CTX_flush_sessions(b, (long)T0 + 100);
+        printf("after flushes at T0+100: %ld %ld\n", SSL_CTX_sess_number(a),
+               SSL_CTX_sess_number(b));
         ra = SSL_CTX_remove_session(a, s);
         rb = SSL_CTX_remove_session(b, s);
         printf("remove from both: %d %d\n", ra, rb);

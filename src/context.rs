@@ -743,19 +743,18 @@ fn sessions_cached() -> usize {
     states.iter().map(|s| s.cache.len()).sum()
 }
 
-/// Re-positions `sess` in whichever cache holds it, after its time or
+/// Re-positions `sess` in every cache that holds it, after its time or
 /// timeout changed (libssl re-links it in its owner's list).
 pub fn session_times_changed(sess: Session) {
     let Some(key) = sess.key() else { return };
     let expiry = sess.expiry();
     let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    // Every cache that holds it (libssl re-links it only in the ctx it was
+    // added to last, and its lists are corrupt by then anyway).
     for state in states.iter() {
-        if state
+        state
             .cache
-            .reposition_where(&key, expiry, |s| s.as_ptr() == sess.as_ptr())
-        {
-            break;
-        }
+            .reposition_where(&key, expiry, |s| s.as_ptr() == sess.as_ptr());
     }
 }
 
