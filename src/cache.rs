@@ -72,13 +72,6 @@ impl SessionKey {
             id: self.id(),
         }
     }
-
-    /// Whether `id` is this key's ID. Runs on every probe of every lookup:
-    /// a full-length ID (what libssl makes) compares as one fixed-size
-    /// array, without a call to `memcmp`.
-    pub fn id_is(&self, id: &[u8]) -> bool {
-        ids_equal(id, self.id())
-    }
 }
 
 /// A key borrowed from the caller's buffer: for lookups that need not copy
@@ -94,6 +87,15 @@ impl<'a> SessionKeyRef<'a> {
     /// `None` when the ID is longer than libssl allows.
     pub fn new(version: i32, id: &'a [u8]) -> Option<SessionKeyRef<'a>> {
         (id.len() <= MAX_SESSION_ID_LEN).then_some(SessionKeyRef { version, id })
+    }
+
+    pub fn id(&self) -> &'a [u8] {
+        self.id
+    }
+
+    /// An owned copy.
+    pub fn to_key(&self) -> SessionKey {
+        SessionKey::new(self.version, self.id).expect("checked in SessionKeyRef::new")
     }
 }
 
@@ -115,8 +117,9 @@ fn id_words(id: &[u8]) -> [u64; 4] {
     }
 }
 
-/// Whether two IDs are equal; a full-length pair compares as two 16-byte
-/// words, without a call to `memcmp`.
+/// Whether two IDs are equal. Runs on every probe of every lookup: a
+/// full-length pair (what libssl makes) compares as two 16-byte words,
+/// without a call to `memcmp`.
 pub fn ids_equal(a: &[u8], b: &[u8]) -> bool {
     match (
         <&[u8; MAX_SESSION_ID_LEN]>::try_from(a),
@@ -179,18 +182,10 @@ pub trait CachedSession {
     /// The key the session is cached under (read from the session itself,
     /// as libssl compares its cached sessions' own IDs).
     fn key(&self) -> Option<SessionKey>;
-    /// Whether the session's own key is `key` (override to compare without
-    /// building a key).
-    fn has_key(&self, key: &SessionKey) -> bool {
-        self.key().as_ref() == Some(key)
-    }
-    /// Whether the session's own ID is `key`'s, the version not looked at
-    /// (the cache keeps the version of most entries itself).
-    fn has_id(&self, key: &SessionKey) -> bool {
-        self.has_id_bytes(key.id())
-    }
-    /// Whether the session's own ID is `id`.
-    fn has_id_bytes(&self, id: &[u8]) -> bool {
+    /// Whether the session's own ID is `id`, the version not looked at (the
+    /// cache keeps the version of most entries itself). Override to compare
+    /// without building a key.
+    fn has_id(&self, id: &[u8]) -> bool {
         self.key().is_some_and(|k| k.id() == id)
     }
 }
@@ -282,32 +277,20 @@ impl<S> Entry<S> {
             (self.seq_and_version & Self::SEQ_MASK) | (Self::version_bits(key) << Self::SEQ_BITS);
     }
 
-    /// [`Entry::matches`] for a borrowed key.
-    fn matches_ref(&self, key: &SessionKeyRef<'_>) -> bool
+    /// libssl's comparison of a cached session with a key: version, then ID.
+    fn matches(&self, key: &SessionKeyRef<'_>) -> bool
     where
         S: CachedSession,
     {
         let version = self.seq_and_version >> Self::SEQ_BITS;
-        if version == Self::VERSION_UNKNOWN {
+        let same_version = if version == Self::VERSION_UNKNOWN {
             self.session
                 .key()
-                .is_some_and(|k| k.version() == key.version && k.id() == key.id)
+                .is_some_and(|k| k.version() == key.version)
         } else {
-            i64::from(key.version) == version as i64 && self.session.has_id_bytes(key.id)
-        }
-    }
-
-    /// libssl's comparison of a cached session with a key: version, then ID.
-    fn matches(&self, key: &SessionKey) -> bool
-    where
-        S: CachedSession,
-    {
-        let version = self.seq_and_version >> Self::SEQ_BITS;
-        if version == Self::VERSION_UNKNOWN {
-            self.session.has_key(key)
-        } else {
-            i64::from(key.version()) == version as i64 && self.session.has_id(key)
-        }
+            i64::from(key.version) == version as i64
+        };
+        same_version && self.session.has_id(key.id)
     }
 }
 
@@ -515,7 +498,7 @@ impl<S: CachedSession> SessionCache<S> {
         // One write lock on the shard for the lookup and the insert: every
         // atomic read-modify-write counts at this size of operation.
         let mut table = write(&self.shard(hash).table);
-        if let Ok(mut found) = table.find_entry(hash, |e| e.matches_ref(&key)) {
+        if let Ok(mut found) = table.find_entry(hash, |e| e.matches(&key)) {
             if found.get().session.is_same(&session) {
                 let seq = order.place(expiry, hash);
                 found.get_mut().set_seq(seq);
@@ -611,7 +594,7 @@ impl<S: CachedSession> SessionCache<S> {
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let found = read(&shard.table)
-            .find(hash, |e| e.matches(key))
+            .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone());
         let counter = if found.is_some() {
             &shard.hits
@@ -629,7 +612,7 @@ impl<S: CachedSession> SessionCache<S> {
     {
         let hash = self.hash(key);
         read(&self.shard(hash).table)
-            .find(hash, |e| e.matches(key))
+            .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone())
     }
 
@@ -637,7 +620,7 @@ impl<S: CachedSession> SessionCache<S> {
     pub fn contains_ref(&self, key: SessionKeyRef<'_>) -> bool {
         let hash = self.hash_id(key.id);
         read(&self.shard(hash).table)
-            .find(hash, |e| e.matches_ref(&key))
+            .find(hash, |e| e.matches(&key))
             .is_some()
     }
 
@@ -645,7 +628,7 @@ impl<S: CachedSession> SessionCache<S> {
     pub fn contains(&self, key: &SessionKey) -> bool {
         let hash = self.hash(key);
         read(&self.shard(hash).table)
-            .find(hash, |e| e.matches(key))
+            .find(hash, |e| e.matches(&key.as_key_ref()))
             .is_some()
     }
 
@@ -660,7 +643,7 @@ impl<S: CachedSession> SessionCache<S> {
         let mut order = self.order();
         let removed = {
             let mut table = write(&self.shard(hash).table);
-            let found = table.find_entry(hash, |e| e.matches_ref(&key)).ok()?;
+            let found = table.find_entry(hash, |e| e.matches(&key)).ok()?;
             found.remove().0.session
         };
         order.len -= 1;
@@ -680,7 +663,7 @@ impl<S: CachedSession> SessionCache<S> {
         let mut order = self.order();
         {
             let mut table = write(&self.shard(hash).table);
-            let Ok(mut found) = table.find_entry(hash, |e| e.matches(key)) else {
+            let Ok(mut found) = table.find_entry(hash, |e| e.matches(&key.as_key_ref())) else {
                 return false;
             };
             if !is_it(&found.get().session) {
@@ -700,7 +683,8 @@ impl<S: CachedSession> SessionCache<S> {
         let hash = self.hash(key);
         let mut table = write(&self.shard(hash).table);
         // The old version is unknown here: match on the ID and identity.
-        let Ok(mut found) = table.find_entry(hash, |e| e.session.has_id(key) && is_it(&e.session))
+        let Ok(mut found) =
+            table.find_entry(hash, |e| e.session.has_id(key.id()) && is_it(&e.session))
         else {
             return false;
         };
@@ -809,27 +793,33 @@ mod tests {
     }
 
     #[test]
-    fn id_is_compares_every_byte_and_the_length() {
+    fn ids_equal_compares_every_byte_and_the_length() {
         let full: Vec<u8> = (0..32).collect();
         let k = SessionKey::new(0x0303, &full).unwrap();
-        assert!(k.id_is(&full));
+        assert!(ids_equal(&full, k.id()));
         for i in 0..32 {
             let mut other = full.clone();
             other[i] ^= 0x80;
-            assert!(!k.id_is(&other), "byte {i} differs");
+            assert!(!ids_equal(&other, k.id()), "byte {i} differs");
         }
-        assert!(!k.id_is(&full[..31]));
-        assert!(!k.id_is(&[]));
+        assert!(!ids_equal(&full[..31], k.id()));
+        assert!(!ids_equal(&[], k.id()));
         let short = SessionKey::new(0x0303, &full[..5]).unwrap();
-        assert!(short.id_is(&full[..5]));
-        assert!(!short.id_is(&full), "a longer ID with the same prefix");
-        assert!(!short.id_is(&[0, 1, 2, 3, 5]));
+        assert!(ids_equal(&full[..5], short.id()));
+        assert!(
+            !ids_equal(&full, short.id()),
+            "a longer ID with the same prefix"
+        );
+        assert!(!ids_equal(&[0, 1, 2, 3, 5], short.id()));
         let mut padded = full[..5].to_vec();
         padded.resize(32, 0);
-        assert!(!short.id_is(&padded), "zero padding is not part of the ID");
+        assert!(
+            !ids_equal(&padded, short.id()),
+            "zero padding is not part of the ID"
+        );
         let empty = SessionKey::new(0x0303, &[]).unwrap();
-        assert!(empty.id_is(&[]));
-        assert!(!empty.id_is(&[0; 32]));
+        assert!(ids_equal(&[], empty.id()));
+        assert!(!ids_equal(&[0; 32], empty.id()));
     }
 
     #[test]

@@ -217,11 +217,12 @@ impl CtxState {
 
     /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.
     pub fn remove_session(&self, ctx: *mut SSL_CTX, sess: Session) -> c_int {
-        if sess.has_empty_id() {
-            return 0;
-        }
-        // The key is borrowed from the session, which the caller holds.
-        let Some(removed) = sess.with_key_ref(|key| self.cache.remove_ref(key)) else {
+        // The key is borrowed from the session, which the caller holds; an
+        // empty ID is ignored, as libssl does.
+        let Some(removed) = sess
+            .with_key_ref(|key| (!key.id().is_empty()).then(|| self.cache.remove_ref(key)))
+            .flatten()
+        else {
             return 0;
         };
         // libssl reports the session it was asked about, even when the cache
@@ -737,10 +738,14 @@ pub fn internal_calls_reach_us() -> bool {
     })
 }
 
+/// Every live state, under the registry's read lock.
+fn with_states<R>(f: impl FnOnce(&[Arc<CtxState>]) -> R) -> R {
+    f(&REGISTRY.read().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Sessions cached by every ctx of the process.
 fn sessions_cached() -> usize {
-    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    states.iter().map(|s| s.cache.len()).sum()
+    with_states(|states| states.iter().map(|s| s.cache.len()).sum())
 }
 
 /// Re-positions `sess` in every cache that holds it, after its time or
@@ -748,14 +753,15 @@ fn sessions_cached() -> usize {
 pub fn session_times_changed(sess: Session) {
     let Some(key) = sess.key() else { return };
     let expiry = sess.expiry();
-    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
     // Every cache that holds it (libssl re-links it only in the ctx it was
     // added to last, and its lists are corrupt by then anyway).
-    for state in states.iter() {
-        state
-            .cache
-            .reposition_where(&key, expiry, |s| s.as_ptr() == sess.as_ptr());
-    }
+    with_states(|states| {
+        for state in states {
+            state
+                .cache
+                .reposition_where(&key, expiry, |s| s.as_ptr() == sess.as_ptr());
+        }
+    })
 }
 
 /// Tells every cache that holds `sess` its new protocol version: libssl
@@ -763,12 +769,13 @@ pub fn session_times_changed(sess: Session) {
 /// contexts is found under the new version in both.
 pub fn session_version_changed(sess: Session) {
     let Some(key) = sess.key() else { return };
-    let states = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    for state in states.iter() {
-        state
-            .cache
-            .version_changed_where(&key, |s| s.as_ptr() == sess.as_ptr());
-    }
+    with_states(|states| {
+        for state in states {
+            state
+                .cache
+                .version_changed_where(&key, |s| s.as_ptr() == sess.as_ptr());
+        }
+    })
 }
 
 /// ex_data free callback for our ctx index: the ctx is going away.

@@ -350,7 +350,8 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
     // SAFETY: a non-null session from the caller.
     let ret = unsafe { (real.session_set_protocol_version)(s, version) };
     boundary((), || {
-        // SAFETY: live session (libssl just wrote to it) or NULL.
+        // SAFETY: a live session (checked non-null above, libssl just
+        // wrote to it).
         if let Some(sess) = unsafe { Session::from_ptr(s) } {
             context::session_version_changed(sess);
         }

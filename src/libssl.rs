@@ -223,14 +223,7 @@ impl CachedSession for SessionRef {
         self.view().key()
     }
 
-    fn has_key(&self, key: &SessionKey) -> bool {
-        let sess = self.view();
-        // SAFETY: we hold a reference, so the session is alive.
-        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(sess.as_ptr()) };
-        version == key.version() && sess.with_id(|id| key.id_is(id))
-    }
-
-    fn has_id_bytes(&self, id: &[u8]) -> bool {
+    fn has_id(&self, id: &[u8]) -> bool {
         self.view().with_id(|own| crate::cache::ids_equal(own, id))
     }
 }
@@ -276,9 +269,7 @@ impl Session {
     }
 
     pub fn key(self) -> Option<SessionKey> {
-        // SAFETY: live session.
-        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
-        self.with_id(|id| SessionKey::new(version, id))
+        self.with_key_ref(|key| key.to_key())
     }
 
     /// The session-ID context the session was made in.
