@@ -84,9 +84,12 @@ check-header: build
 
 # A/B benchmarks against the machine's libssl (BENCHMARKS.md): the C
 # workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
+# the end-to-end workloads again in instructions per handshake (callgrind),
 # then criterion on the cache core alone.
 bench: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
+	@echo "== end to end in instructions per handshake (callgrind; A = libssl, B = sesscache)"
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-instr.sh
 	@echo "== shared store: cross-process against local resumption (same run)"
 	STORE_TEST_CASES=6 c-tests/store/run-store-tests.sh | grep -E '^INFO 6-bench'
 	$(CARGO) bench --bench bench_core

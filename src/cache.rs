@@ -570,11 +570,18 @@ impl<S: CachedSession> SessionCache<S> {
     }
 
     /// Rebuilds the heap when stale slots outnumber live ones, so memory
-    /// stays proportional to the number of sessions.
+    /// stays proportional to the number of sessions. The check is inlined
+    /// into every caller; the rebuild is the rare path.
+    #[inline(always)]
     fn compact_if_stale(&self, order: &mut Order) {
-        if order.heap.len() <= 2 * order.len + 64 {
-            return;
+        if order.heap.len() > 2 * order.len + 64 {
+            self.compact(order);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn compact(&self, order: &mut Order) {
         // Writers are held off by the order lock; one read guard per shard
         // for the whole pass instead of one lock per slot.
         let tables: Vec<_> = self.shards.iter().map(|s| read(&s.table)).collect();
