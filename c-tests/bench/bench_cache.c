@@ -7,6 +7,10 @@
  *   bench_cache remove     N   SSL_CTX_remove_session of cached sessions
  *   bench_cache flush      N   SSL_CTX_flush_sessions of expired sessions
  *   bench_cache memory     N   resident bytes per cached session
+ *   bench_cache memory_churn N the same after N removals of random cached
+ *                              sessions, each followed by an insert of a new
+ *                              one (TLS 1.3 resumption with single-use
+ *                              tickets does this): still N cached
  *
  * Prints one line: ns_per_op=<x> (per operation; for lookup with T threads,
  * wall time divided by all operations of all threads) or
@@ -107,7 +111,7 @@ int main(int argc, char **argv)
     SSL *ssl;
 
     if (n < 100 || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: %s insert|insert_ooo|lookup|remove|flush|memory N [threads]\n", argv[0]);
+        fprintf(stderr, "usage: %s insert|insert_ooo|lookup|remove|flush|memory|memory_churn N [threads]\n", argv[0]);
         return 2;
     }
     ctx = SSL_CTX_new(TLS_server_method());
@@ -132,6 +136,29 @@ int main(int argc, char **argv)
         BENCH_CHECK(SSL_CTX_sess_number(ctx) == n);
         printf("session_bytes=%.1f\n", (double)(rss1 - rss0) / (double)n);
         printf("rss_bytes_per_session=%.1f\n", (double)(rss2 - rss1) / (double)n);
+        return 0;
+    }
+
+    if (strcmp(w, "memory_churn") == 0) {
+        /* all 2N sessions exist before the first measurement; what is
+         * compared is the cache's own memory after the churn */
+        free(sess);
+        sess = calloc((size_t)(2 * n), sizeof(*sess));
+        BENCH_CHECK(sess != NULL);
+        long *order = shuffled(n, 17);
+        long rss0 = bench_rss_bytes();
+        make_sessions(0, 2 * n);
+        long rss1 = bench_rss_bytes();
+        add_range(0, n);
+        for (long i = 0; i < n; i++) {
+            BENCH_CHECK(SSL_CTX_remove_session(ctx, sess[order[i]]) == 1);
+            BENCH_CHECK(SSL_CTX_add_session(ctx, sess[n + i]) == 1);
+        }
+        long rss2 = bench_rss_bytes();
+        BENCH_CHECK(SSL_CTX_sess_number(ctx) == n);
+        printf("session_bytes=%.1f\n", (double)(rss1 - rss0) / (double)(2 * n));
+        printf("rss_bytes_per_session=%.1f\n", (double)(rss2 - rss1) / (double)n);
+        free(order);
         return 0;
     }
 

@@ -59,6 +59,7 @@ for n in "${sizes[@]}"; do
 done
 for n in "${mem_sizes[@]}"; do
   workloads+=("memory $n|bench_cache memory $n")
+  workloads+=("memory_churn $n|bench_cache memory_churn $n")
 done
 for kind in full resume12 resume13; do
   hs=$([[ $kind == resume12 ]] && echo 3000 || ([[ $kind == full ]] && echo 400 || echo 1500))
