@@ -11,6 +11,8 @@
  *                              sessions, each followed by an insert of a new
  *                              one (TLS 1.3 resumption with single-use
  *                              tickets does this): still N cached
+ *   bench_cache churn_worst  N the slowest single removal + insert of that
+ *                              churn (the heap's compaction runs inside one)
  *
  * Prints one line: ns_per_op=<x> (per operation; for lookup with T threads,
  * wall time divided by all operations of all threads) or
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
     SSL *ssl;
 
     if (n < 100 || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: %s insert|insert_ooo|lookup|remove|flush|memory|memory_churn N [threads]\n", argv[0]);
+        fprintf(stderr, "usage: %s insert|insert_ooo|lookup|remove|flush|memory|memory_churn|churn_worst N [threads]\n", argv[0]);
         return 2;
     }
     ctx = SSL_CTX_new(TLS_server_method());
@@ -136,6 +138,28 @@ int main(int argc, char **argv)
         BENCH_CHECK(SSL_CTX_sess_number(ctx) == n);
         printf("session_bytes=%.1f\n", (double)(rss1 - rss0) / (double)n);
         printf("rss_bytes_per_session=%.1f\n", (double)(rss2 - rss1) / (double)n);
+        return 0;
+    }
+
+    if (strcmp(w, "churn_worst") == 0) {
+        free(sess);
+        sess = calloc((size_t)(2 * n), sizeof(*sess));
+        BENCH_CHECK(sess != NULL);
+        long *order = shuffled(n, 17);
+        double worst = 0;
+        make_sessions(0, 2 * n);
+        add_range(0, n);
+        for (long i = 0; i < n; i++) {
+            t0 = bench_now_ns();
+            BENCH_CHECK(SSL_CTX_remove_session(ctx, sess[order[i]]) == 1);
+            BENCH_CHECK(SSL_CTX_add_session(ctx, sess[n + i]) == 1);
+            double took = bench_now_ns() - t0;
+            if (took > worst)
+                worst = took;
+        }
+        BENCH_CHECK(SSL_CTX_sess_number(ctx) == n);
+        printf("worst_us=%.1f\n", worst / 1000.0);
+        free(order);
         return 0;
     }
 

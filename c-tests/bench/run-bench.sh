@@ -60,6 +60,7 @@ done
 for n in "${mem_sizes[@]}"; do
   workloads+=("memory $n|bench_cache memory $n")
   workloads+=("memory_churn $n|bench_cache memory_churn $n")
+  workloads+=("churn_worst $n|bench_cache churn_worst $n")
 done
 for kind in full resume12 resume13; do
   hs=$([[ $kind == resume12 ]] && echo 3000 || ([[ $kind == full ]] && echo 400 || echo 1500))
