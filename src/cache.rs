@@ -11,9 +11,9 @@
 //! caller, who drops them (and calls application callbacks) afterwards.
 //!
 //! Layout, chosen for speed and memory: sessions live in 16 hash-table
-//! shards, each entry only the session, its key's hash, the handle of its
-//! place in expiry order and (mostly) its protocol version; the ID is read
-//! from the session, as libssl does. Expiry order is a min-heap of
+//! shards, each entry only the session, the handle of its place in expiry
+//! order and (mostly) its protocol version; the ID is read from the
+//! session, as libssl does, and the ID's hash is kept in the expiry slot. Expiry order is a min-heap of
 //! (expiry, sequence, hash, handle) that knows where each slot is, so a
 //! removed or re-timed session's slot goes or moves in O(log n). Lookups
 //! take one shard's read lock; everything that changes the cache takes the
@@ -496,9 +496,10 @@ impl Order {
         self.put(at, slot);
     }
 
-    /// The slot at `at` came from the end of the heap, where it most likely
-    /// belongs: it goes all the way down first, choosing the smaller child
-    /// (one comparison per level instead of two), then up as far as it must.
+    /// The slot at `at` mostly belongs near the bottom (it came from the
+    /// end of the heap, or was re-timed to later): it goes all the way down
+    /// first, choosing the smaller child (one comparison per level instead
+    /// of two), then up as far as it must.
     fn sift_down(&mut self, mut at: usize) {
         let slot = self.heap[at];
         let len = self.heap.len();
@@ -800,10 +801,7 @@ impl<S: CachedSession> SessionCache<S> {
 
     /// Whether a session is cached under `key` (no statistics).
     pub fn contains(&self, key: &SessionKey) -> bool {
-        let hash = self.hash(key);
-        read(&self.shard(hash).table)
-            .find(hash, |e| e.matches(&key.as_key_ref()))
-            .is_some()
+        self.contains_ref(key.as_key_ref())
     }
 
     /// Removes whatever session is cached under `key`.
