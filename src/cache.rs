@@ -13,18 +13,22 @@
 //! Layout, chosen for speed and memory: sessions live in 16 hash-table
 //! shards, each entry only the session, the handle of its place in expiry
 //! order and (mostly) its protocol version; the ID is read from the
-//! session, as libssl does, and the ID's hash is kept in the expiry slot. Expiry order is a min-heap of
-//! (expiry, sequence, hash, handle) that knows where each slot is, so a
-//! removed or re-timed session's slot goes or moves in O(log n). Lookups
-//! take one shard's read lock; everything that changes the cache takes the
-//! order lock first (so changes are serialised as in libssl) and then the
-//! shard's write lock.
+//! session, as libssl does, and the ID's hash is kept in the expiry slot.
+//! Expiry order is a min-heap of (expiry, sequence, hash, handle) that
+//! knows where each slot is, so a removed or re-timed session's slot goes
+//! or moves in O(log n). Lookups take one shard's read lock (see
+//! `shard_lock`: readers write only to a line of their own); everything
+//! that changes the cache takes the order lock first (so changes are
+//! serialised as in libssl) and then the shard's write lock.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
+
+mod shard_lock;
+use shard_lock::{ReadGuard, ShardLocks, WriteGuard};
 
 /// Longest session ID libssl accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -341,14 +345,19 @@ impl PartialOrd for Slot {
     }
 }
 
-/// One shard, on its own cache lines so that two threads reading two
-/// shards do not contend.
-#[repr(align(128))]
+/// One shard's table, behind its lock in [`ShardLocks`].
 struct Shard<S> {
-    table: RwLock<HashTable<Entry<S>>>,
+    table: HashTable<Entry<S>>,
     /// The table's capacity when it was last rebuilt or grown, i.e. with
-    /// no tombstones (changed only under the table's write lock).
-    clean_capacity: AtomicUsize,
+    /// no tombstones.
+    clean_capacity: usize,
+}
+
+/// One shard's statistics, on its own cache lines: counting a hit must not
+/// take the line that the shard's readers only read.
+#[repr(align(128))]
+#[derive(Default)]
+struct ShardCounters {
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -362,11 +371,12 @@ impl<S> Shard<S> {
     /// of sessions stayed the same, 33 bytes more per session. A table that
     /// runs out of room because of tombstones is rebuilt at its own size
     /// instead, which clears them; one that is really full grows.
-    fn make_room(&self, table: &mut HashTable<Entry<S>>, hash_of: impl Fn(&Entry<S>) -> u64) {
+    fn make_room(&mut self, hash_of: impl Fn(&Entry<S>) -> u64) {
+        let table = &mut self.table;
         if table.len() < table.capacity() {
             return;
         }
-        let clean = self.clean_capacity.load(Ordering::Relaxed);
+        let clean = self.clean_capacity;
         if clean > 0 && table.len() <= clean - clean / 16 {
             let old = std::mem::replace(table, HashTable::with_capacity(clean));
             for entry in old {
@@ -375,8 +385,7 @@ impl<S> Shard<S> {
         } else {
             table.reserve(1, &hash_of);
         }
-        self.clean_capacity
-            .store(table.capacity(), Ordering::Relaxed);
+        self.clean_capacity = table.capacity();
     }
 }
 
@@ -552,36 +561,23 @@ fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
 
 /// A thread-safe, size-bounded, expiry-ordered session cache.
 pub struct SessionCache<S> {
-    shards: Box<[Shard<S>]>,
+    shards: ShardLocks<Shard<S>, SHARDS>,
+    counters: Box<[ShardCounters]>,
     order: Mutex<Order>,
     capacity: AtomicUsize,
     evictions: AtomicU64,
     seed: u64,
 }
 
-// A panic elsewhere while a lock was held cannot leave a table half
-// updated in a way that breaks memory safety, so a poisoned lock is used
-// as it is rather than turning every later call into a panic.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<S: CachedSession> SessionCache<S> {
     /// `capacity` 0 means unlimited, as in libssl.
     pub fn new(capacity: usize) -> SessionCache<S> {
         SessionCache {
-            shards: (0..SHARDS)
-                .map(|_| Shard {
-                    table: RwLock::new(HashTable::new()),
-                    clean_capacity: AtomicUsize::new(0),
-                    hits: AtomicU64::new(0),
-                    misses: AtomicU64::new(0),
-                })
-                .collect(),
+            shards: ShardLocks::new(|| Shard {
+                table: HashTable::new(),
+                clean_capacity: 0,
+            }),
+            counters: (0..SHARDS).map(|_| ShardCounters::default()).collect(),
             order: Mutex::new(Order::default()),
             capacity: AtomicUsize::new(capacity),
             evictions: AtomicU64::new(0),
@@ -615,10 +611,17 @@ impl<S: CachedSession> SessionCache<S> {
         (hash >> 40) as usize % SHARDS
     }
 
-    fn shard(&self, hash: u64) -> &Shard<S> {
-        &self.shards[Self::shard_index(hash)]
+    fn read_shard(&self, hash: u64) -> ReadGuard<'_, Shard<S>> {
+        self.shards.read(Self::shard_index(hash))
     }
 
+    fn write_shard(&self, hash: u64) -> WriteGuard<'_, Shard<S>> {
+        self.shards.write(Self::shard_index(hash))
+    }
+
+    // A panic elsewhere while the lock was held cannot leave the order half
+    // updated in a way that breaks memory safety, so a poisoned lock is
+    // used as it is rather than turning every later call into a panic.
     fn order(&self) -> MutexGuard<'_, Order> {
         self.order.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -642,8 +645,8 @@ impl<S: CachedSession> SessionCache<S> {
     }
 
     pub fn stats(&self) -> CacheStats {
-        let sum = |f: fn(&Shard<S>) -> &AtomicU64| -> u64 {
-            self.shards
+        let sum = |f: fn(&ShardCounters) -> &AtomicU64| -> u64 {
+            self.counters
                 .iter()
                 .map(|s| f(s).load(Ordering::Relaxed))
                 .sum()
@@ -693,8 +696,8 @@ impl<S: CachedSession> SessionCache<S> {
         let mut released = None;
         // One write lock on the shard for the lookup and the insert: every
         // atomic read-modify-write counts at this size of operation.
-        let mut table = write(&self.shard(hash).table);
-        if let Ok(found) = table.find_entry(hash, |e| e.matches(&key)) {
+        let mut shard = self.write_shard(hash);
+        if let Ok(found) = shard.table.find_entry(hash, |e| e.matches(&key)) {
             if found.get().session.is_same(&session) {
                 order.reposition(found.get().handle(), expiry);
                 return Inserted {
@@ -709,7 +712,7 @@ impl<S: CachedSession> SessionCache<S> {
 
         if capacity > 0 && order.len() + 1 >= capacity {
             // A victim may live in this very shard.
-            drop(table);
+            drop(shard);
             let before = evicted.len();
             while order.len() + 1 >= capacity {
                 match self.take_front(&mut order, |_, session| {
@@ -724,13 +727,15 @@ impl<S: CachedSession> SessionCache<S> {
             if count > 0 {
                 self.evictions.fetch_add(count as u64, Ordering::Relaxed);
             }
-            table = write(&self.shard(hash).table);
+            shard = self.write_shard(hash);
         }
 
         let handle = order.add(expiry, hash);
         let hash_of = |e: &Entry<S>| order.hash_of(e.handle());
-        self.shard(hash).make_room(&mut table, hash_of);
-        table.insert_unique(hash, Entry::new(session, handle, &key), hash_of);
+        shard.make_room(hash_of);
+        shard
+            .table
+            .insert_unique(hash, Entry::new(session, handle, &key), hash_of);
         Inserted {
             added: true,
             released,
@@ -741,8 +746,11 @@ impl<S: CachedSession> SessionCache<S> {
     fn take_front(&self, order: &mut Order, take: impl Fn(&Slot, &S) -> bool) -> Option<S> {
         loop {
             let slot = order.first()?;
-            let mut table = write(&self.shard(slot.hash).table);
-            match table.find_entry(slot.hash, |e| e.handle() == slot.handle) {
+            let mut shard = self.write_shard(slot.hash);
+            match shard
+                .table
+                .find_entry(slot.hash, |e| e.handle() == slot.handle)
+            {
                 Ok(found) => {
                     if !take(&slot, &found.get().session) {
                         return None;
@@ -767,14 +775,16 @@ impl<S: CachedSession> SessionCache<S> {
         S: Clone,
     {
         let hash = self.hash(key);
-        let shard = self.shard(hash);
-        let found = read(&shard.table)
+        let found = self
+            .read_shard(hash)
+            .table
             .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone());
+        let counters = &self.counters[Self::shard_index(hash)];
         let counter = if found.is_some() {
-            &shard.hits
+            &counters.hits
         } else {
-            &shard.misses
+            &counters.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -786,7 +796,8 @@ impl<S: CachedSession> SessionCache<S> {
         S: Clone,
     {
         let hash = self.hash(key);
-        read(&self.shard(hash).table)
+        self.read_shard(hash)
+            .table
             .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone())
     }
@@ -794,7 +805,8 @@ impl<S: CachedSession> SessionCache<S> {
     /// [`SessionCache::contains`] for a key borrowed from the caller.
     pub fn contains_ref(&self, key: SessionKeyRef<'_>) -> bool {
         let hash = self.hash_id(key.id);
-        read(&self.shard(hash).table)
+        self.read_shard(hash)
+            .table
             .find(hash, |e| e.matches(&key))
             .is_some()
     }
@@ -813,8 +825,12 @@ impl<S: CachedSession> SessionCache<S> {
     pub fn remove_ref(&self, key: SessionKeyRef<'_>) -> Option<S> {
         let hash = self.hash_id(key.id);
         let mut order = self.order();
-        let mut table = write(&self.shard(hash).table);
-        let (entry, _) = table.find_entry(hash, |e| e.matches(&key)).ok()?.remove();
+        let mut shard = self.write_shard(hash);
+        let (entry, _) = shard
+            .table
+            .find_entry(hash, |e| e.matches(&key))
+            .ok()?
+            .remove();
         order.remove(entry.handle());
         Some(entry.session)
     }
@@ -829,8 +845,8 @@ impl<S: CachedSession> SessionCache<S> {
     ) -> bool {
         let hash = self.hash(key);
         let mut order = self.order();
-        let table = read(&self.shard(hash).table);
-        let Some(found) = table.find(hash, |e| e.matches(&key.as_key_ref())) else {
+        let shard = self.read_shard(hash);
+        let Some(found) = shard.table.find(hash, |e| e.matches(&key.as_key_ref())) else {
             return false;
         };
         if !is_it(&found.session) {
@@ -845,10 +861,11 @@ impl<S: CachedSession> SessionCache<S> {
     /// did. Its place in the table does not change: the hash is of the ID.
     pub fn version_changed_where(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool) -> bool {
         let hash = self.hash(key);
-        let mut table = write(&self.shard(hash).table);
+        let mut shard = self.write_shard(hash);
         // The old version is unknown here: match on the ID and identity.
-        let Ok(mut found) =
-            table.find_entry(hash, |e| e.session.has_id(key.id()) && is_it(&e.session))
+        let Ok(mut found) = shard
+            .table
+            .find_entry(hash, |e| e.session.has_id(key.id()) && is_it(&e.session))
         else {
             return false;
         };
@@ -1213,7 +1230,7 @@ mod tests {
             put(&cache, key(i), sess("s"), at(i64::from(i)));
         }
         let table_capacity = |c: &SessionCache<Sess>| -> usize {
-            c.shards.iter().map(|s| read(&s.table).capacity()).sum()
+            (0..SHARDS).map(|i| c.shards.read(i).table.capacity()).sum()
         };
         let grown = table_capacity(&cache);
         // TLS 1.3 single-use tickets: each resumption removes a session
@@ -1316,11 +1333,7 @@ mod tests {
             t.join().unwrap();
         }
         assert!(cache.len() < 50);
-        let live: usize = cache
-            .shards
-            .iter()
-            .map(|s| s.table.read().unwrap().len())
-            .sum();
+        let live: usize = (0..SHARDS).map(|i| cache.shards.read(i).table.len()).sum();
         assert_eq!(live, cache.len());
     }
 }
