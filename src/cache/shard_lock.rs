@@ -57,7 +57,7 @@ struct Shard<T> {
 /// `N` values, each behind its own reader-writer lock.
 pub struct ShardLocks<T, const N: usize> {
     shards: Box<[Shard<T>]>,
-    rows: Box<[ReaderRow<N>]>,
+    rows: Box<[ReaderRow<N>; READER_ROWS]>,
 }
 
 // SAFETY: a shard's value is reached only through the guards below: shared
@@ -76,40 +76,80 @@ impl<T, const N: usize> ShardLocks<T, N> {
                     value: UnsafeCell::new(make()),
                 })
                 .collect(),
-            rows: (0..READER_ROWS)
-                .map(|_| ReaderRow {
-                    readers: std::array::from_fn(|_| AtomicU32::new(0)),
-                })
-                .collect(),
+            rows: Box::new(std::array::from_fn(|_| ReaderRow {
+                readers: std::array::from_fn(|_| AtomicU32::new(0)),
+            })),
         }
     }
 
     /// Shared access to shard `index` (panics if `index >= N`).
+    #[inline]
     pub fn read(&self, index: usize) -> ReadGuard<'_, T> {
         let shard = &self.shards[index];
         let count = &self.rows[this_threads_row()].readers[index];
+        // Count first, then look for a writer; the writer raises its flag
+        // first, then looks at the counts. Both in one total order (SeqCst),
+        // so at least one of the two sees the other.
+        count.fetch_add(1, Ordering::SeqCst);
+        if shard.writer.load(Ordering::SeqCst) {
+            Self::wait_for_writer(shard, count);
+        }
+        ReadGuard {
+            value: &shard.value,
+            count,
+        }
+    }
+
+    /// A reader that found a writer: steps back until the writer is gone,
+    /// then counts itself again.
+    #[cold]
+    fn wait_for_writer(shard: &Shard<T>, count: &AtomicU32) {
         let mut wait = Backoff::default();
         loop {
-            // Count first, then look for a writer; the writer raises its flag
-            // first, then looks at the counts. Both in one total order
-            // (SeqCst), so at least one of the two sees the other.
-            count.fetch_add(1, Ordering::SeqCst);
-            if !shard.writer.load(Ordering::SeqCst) {
-                return ReadGuard {
-                    value: &shard.value,
-                    count,
-                };
-            }
             count.fetch_sub(1, Ordering::Release);
             while shard.writer.load(Ordering::Relaxed) {
                 wait.pause();
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            if !shard.writer.load(Ordering::SeqCst) {
+                return;
             }
         }
     }
 
     /// Exclusive access to shard `index` (panics if `index >= N`).
+    #[inline]
     pub fn write(&self, index: usize) -> WriteGuard<'_, T> {
         let shard = &self.shards[index];
+        if shard
+            .writer
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            Self::wait_for_other_writer(shard);
+        }
+        // New readers now step back; wait for those already in. Seeing a
+        // count of zero acquires every earlier reader's release, so their
+        // reads happen before our writes.
+        let readers = |row: &ReaderRow<N>| row.readers[index].load(Ordering::SeqCst);
+        if self.rows.iter().fold(0, |any, row| any | readers(row)) != 0 {
+            self.wait_for_readers(index);
+        }
+        WriteGuard { shard }
+    }
+
+    #[cold]
+    fn wait_for_readers(&self, index: usize) {
+        for row in self.rows.iter() {
+            let mut wait = Backoff::default();
+            while row.readers[index].load(Ordering::SeqCst) != 0 {
+                wait.pause();
+            }
+        }
+    }
+
+    #[cold]
+    fn wait_for_other_writer(shard: &Shard<T>) {
         let mut wait = Backoff::default();
         while shard.writer.load(Ordering::Relaxed)
             || shard
@@ -119,16 +159,6 @@ impl<T, const N: usize> ShardLocks<T, N> {
         {
             wait.pause();
         }
-        // New readers now step back; wait for those already in. Seeing a
-        // count of zero acquires every earlier reader's release, so their
-        // reads happen before our writes.
-        for row in self.rows.iter() {
-            let mut wait = Backoff::default();
-            while row.readers[index].load(Ordering::SeqCst) != 0 {
-                wait.pause();
-            }
-        }
-        WriteGuard { shard }
     }
 }
 
