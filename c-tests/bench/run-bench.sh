@@ -95,11 +95,18 @@ fi
 [[ $skip_runs == 1 ]] || {
   echo "# uname: $(uname -srm); nproc: $(nproc); $(openssl version)"
   echo "# pairs: $pairs, end to end $hs_pairs (+1 warm-up each); started $(date -u +%FT%TZ)"
-  # The yardstick for 2-thread figures: two threads sharing nothing.
+  # The yardsticks for 2-thread figures: two threads sharing nothing.
   for t in 1 2 1 2 1 2; do
     printf 'machine\t%s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" | tail -n 1)"
   done
 } >> "$raw"
+# The wide yardstick next to each 2-thread lookup pair: what it measures
+# changes within minutes here.
+wide_yardstick() {
+  for t in 1 2; do
+    printf 'machine\twide %s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" 50000000 wide | tail -n 1)"
+  done >> "$raw"
+}
 echo "sesscache A/B benchmark: $pairs pairs ($hs_pairs end to end) + 1 warm-up per workload; A = libssl, B = sesscache" >&2
 for w in "${workloads[@]}"; do
   [[ $skip_runs == 1 ]] && break
@@ -110,6 +117,7 @@ for w in "${workloads[@]}"; do
   n_pairs=$pairs
   [[ $name == hs* ]] && n_pairs=$hs_pairs
   for ((p = 1; p <= n_pairs; p++)); do
+    [[ $name == "lookup 2t"* ]] && wide_yardstick
     # shellcheck disable=SC2086
     a=$(run_one 0 $cmd); b=$(run_one 1 $cmd)
     printf '%s\t%s\t%s\t%s\n' "$name" "$p" "$a" "$b" >> "$raw"
@@ -121,7 +129,7 @@ python3 - "$raw" "$out/results.md" <<'PY'
 import sys, statistics as st
 raw, md = sys.argv[1], sys.argv[2]
 rows, order, header = {}, [], []
-machine = {"1t": [], "2t": []}
+machine = {"1t": [], "2t": [], "wide 1t": [], "wide 2t": []}
 for line in open(raw):
     if line.startswith("#"):
         header.append(line.strip("# \n")); continue
@@ -162,7 +170,12 @@ if scaling:
               "| sessions | libssl | sesscache |", "| ---: | ---: | ---: |"] + scaling
 if machine["1t"] and machine["2t"]:
     m = st.median(machine["2t"]) / st.median(machine["1t"])
-    lines += ["", f"Machine yardstick (bench_scale, two threads sharing nothing): {m:.2f}x one thread."]
+    lines += ["", f"Machine yardstick (bench_scale chain, two threads sharing nothing): {m:.2f}x one thread."]
+if machine["wide 1t"] and machine["wide 2t"]:
+    # one 1t and one 2t sample per 2-thread lookup pair, in that order
+    w = [b / a for a, b in zip(machine["wide 1t"], machine["wide 2t"])]
+    lines += [f"Wide yardstick (bench_scale wide, next to each 2-thread lookup pair): "
+              f"median {st.median(w):.2f}x one thread, range {min(w):.2f}x-{max(w):.2f}x over {len(w)} samples."]
 text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
 open(md, "w").write(text)
 print(text)
