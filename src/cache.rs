@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 use hashbrown::HashTable;
 
 mod shard_lock;
-use shard_lock::{ReadGuard, ShardLocks, WriteGuard};
+use shard_lock::{READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row};
 
 /// Longest session ID libssl accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -353,11 +353,12 @@ struct Shard<S> {
     clean_capacity: usize,
 }
 
-/// One shard's statistics, on its own cache lines: counting a hit must not
-/// take the line that the shard's readers only read.
+/// Hit and miss counts of the threads in one reader row (see
+/// `shard_lock`), on their own cache lines: two threads resuming sessions
+/// count without moving a line between their cores.
 #[repr(align(128))]
 #[derive(Default)]
-struct ShardCounters {
+struct RowCounters {
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -562,7 +563,7 @@ fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
 /// A thread-safe, size-bounded, expiry-ordered session cache.
 pub struct SessionCache<S> {
     shards: ShardLocks<Shard<S>, SHARDS>,
-    counters: Box<[ShardCounters]>,
+    counters: Box<[RowCounters; READER_ROWS]>,
     order: Mutex<Order>,
     capacity: AtomicUsize,
     evictions: AtomicU64,
@@ -577,7 +578,7 @@ impl<S: CachedSession> SessionCache<S> {
                 table: HashTable::new(),
                 clean_capacity: 0,
             }),
-            counters: (0..SHARDS).map(|_| ShardCounters::default()).collect(),
+            counters: Box::default(),
             order: Mutex::new(Order::default()),
             capacity: AtomicUsize::new(capacity),
             evictions: AtomicU64::new(0),
@@ -645,7 +646,7 @@ impl<S: CachedSession> SessionCache<S> {
     }
 
     pub fn stats(&self) -> CacheStats {
-        let sum = |f: fn(&ShardCounters) -> &AtomicU64| -> u64 {
+        let sum = |f: fn(&RowCounters) -> &AtomicU64| -> u64 {
             self.counters
                 .iter()
                 .map(|s| f(s).load(Ordering::Relaxed))
@@ -780,7 +781,7 @@ impl<S: CachedSession> SessionCache<S> {
             .table
             .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone());
-        let counters = &self.counters[Self::shard_index(hash)];
+        let counters = &self.counters[this_threads_row()];
         let counter = if found.is_some() {
             &counters.hits
         } else {

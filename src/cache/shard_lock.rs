@@ -170,7 +170,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
 /// library (`__tls_get_addr`, 2 ns) or `sched_getcpu` (3 ns), on a lookup
 /// of 15-20 ns. A thread whose stack crosses a region boundary uses two
 /// rows; each guard remembers its own.
-fn this_threads_row() -> usize {
+pub fn this_threads_row() -> usize {
     let marker = 0u8;
     row_of_stack_address(std::ptr::addr_of!(marker) as u64)
 }
