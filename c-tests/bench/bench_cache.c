@@ -12,7 +12,7 @@
  *                              one (TLS 1.3 resumption with single-use
  *                              tickets does this): still N cached
  *   bench_cache churn_worst  N the slowest single removal + insert of that
- *                              churn (the heap's compaction runs inside one)
+ *                              churn (a shard table's rebuild runs inside one)
  *
  * Prints one line: ns_per_op=<x> (per operation; for lookup with T threads,
  * wall time divided by all operations of all threads) or
