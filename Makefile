@@ -6,6 +6,7 @@
 #                 libssl vs preloaded vs linked; the preloaded runs under
 #                 valgrind), header freshness
 #   make test-c   the C differential tests without valgrind (quick)
+#   make test-loom  the shard lock under loom's model checker
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
@@ -28,7 +29,7 @@ PCDIR      ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 .PHONY: test-nginx test-install install uninstall
-.PHONY: all build demo test lint test-rust test-c test-valgrind test-bsymbolic check-header clean bench
+.PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
 .PHONY: test-store
 
 all: build
@@ -47,7 +48,7 @@ demo: build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: build lint test-rust test-valgrind check-header test-nginx test-install test-store
+test: build lint test-rust test-loom test-valgrind check-header test-nginx test-install test-store
 
 lint:
 	$(CARGO) fmt --check
@@ -55,6 +56,11 @@ lint:
 
 test-rust:
 	$(CARGO) test --release
+
+# The shard lock under loom's model checker (src/cache/shard_lock.rs), in
+# its own target directory: --cfg loom rebuilds every dependency.
+test-loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release --lib loom_tests
 
 # Shared session store (Redis): two preloaded servers, a Redis started and
 # stopped by the script on 127.0.0.1 (needs redis-server).

@@ -24,16 +24,43 @@
 //! `Sync` claim, each argued below, and the tests at the end fail when a
 //! reader does not count itself or a writer does not wait for readers.
 //!
+//! Checked by loom's model checker as well (`loom_tests` at the end,
+//! `make test-loom`): every interleaving of the small tests there, with
+//! the value's accesses checked for order.
+//!
 //! Waiting spins, then yields, then sleeps briefly: readers hold a shard for
 //! one hash probe and writers for one insert or removal (the rare table
 //! rebuild takes up to a few milliseconds at a million sessions), and no
 //! code runs under these locks that could take another lock of ours
 //! (application callbacks run after every lock is released).
 
-use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+
+// In tests under `--cfg loom` (`loom_tests` at the end) the atomics and the
+// cell are loom's, which explore every interleaving of a small test and report
+// any access to the value that the lock did not order.
+#[cfg(all(test, loom))]
+use loom::{
+    cell::{ConstPtr, MutPtr, UnsafeCell},
+    sync::atomic::{AtomicBool, AtomicU32},
+};
+#[cfg(not(all(test, loom)))]
+use std::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicBool, AtomicU32},
+};
+
+/// After each `SeqCst` access the protocol relies on. loom treats `SeqCst`
+/// loads, stores and read-modify-writes as `AcqRel`, which would let both
+/// a reader and a writer miss each other (a false alarm), but it does model
+/// `SeqCst` fences: in the model the fence restores what the `SeqCst`
+/// access promises. In the real build the accesses themselves suffice.
+#[inline(always)]
+fn seq_cst_point() {
+    #[cfg(all(test, loom))]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
 
 /// Rows of reader counts: two threads running at once land in different
 /// rows unless their stacks hash alike (see [`this_threads_row`]). A writer
@@ -85,17 +112,28 @@ impl<T, const N: usize> ShardLocks<T, N> {
     /// Shared access to shard `index` (panics if `index >= N`).
     #[inline]
     pub fn read(&self, index: usize) -> ReadGuard<'_, T> {
+        self.read_in_row(index, this_threads_row())
+    }
+
+    /// [`ShardLocks::read`], counting in reader row `row` (panics if
+    /// `row >= READER_ROWS`): any row is correct, the thread's own is fast.
+    #[inline]
+    fn read_in_row(&self, index: usize, row: usize) -> ReadGuard<'_, T> {
         let shard = &self.shards[index];
-        let count = &self.rows[this_threads_row()].readers[index];
+        let count = &self.rows[row].readers[index];
         // Count first, then look for a writer; the writer raises its flag
         // first, then looks at the counts. Both in one total order (SeqCst),
         // so at least one of the two sees the other.
         count.fetch_add(1, Ordering::SeqCst);
+        seq_cst_point();
         if shard.writer.load(Ordering::SeqCst) {
             Self::wait_for_writer(shard, count);
         }
         ReadGuard {
+            #[cfg(not(all(test, loom)))]
             value: &shard.value,
+            #[cfg(all(test, loom))]
+            value: Some(shard.value.get()),
             count,
         }
     }
@@ -111,6 +149,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
                 wait.pause();
             }
             count.fetch_add(1, Ordering::SeqCst);
+            seq_cst_point();
             if !shard.writer.load(Ordering::SeqCst) {
                 return;
             }
@@ -128,6 +167,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
         {
             Self::wait_for_other_writer(shard);
         }
+        seq_cst_point();
         // New readers now step back; wait for those already in. Seeing a
         // count of zero acquires every earlier reader's release, so their
         // reads happen before our writes.
@@ -135,7 +175,11 @@ impl<T, const N: usize> ShardLocks<T, N> {
         if self.rows.iter().fold(0, |any, row| any | readers(row)) != 0 {
             self.wait_for_readers(index);
         }
-        WriteGuard { shard }
+        WriteGuard {
+            shard,
+            #[cfg(all(test, loom))]
+            value: Some(shard.value.get_mut()),
+        }
     }
 
     #[cold]
@@ -181,10 +225,16 @@ fn row_of_stack_address(address: u64) -> usize {
 }
 
 pub struct ReadGuard<'a, T> {
+    #[cfg(not(all(test, loom)))]
     value: &'a UnsafeCell<T>,
+    /// loom's record of this read access: it ends (in `drop`) before the
+    /// count drops.
+    #[cfg(all(test, loom))]
+    value: Option<ConstPtr<T>>,
     count: &'a AtomicU32,
 }
 
+#[cfg(not(all(test, loom)))]
 impl<T> Deref for ReadGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -195,16 +245,32 @@ impl<T> Deref for ReadGuard<'_, T> {
     }
 }
 
+#[cfg(all(test, loom))]
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        let value = self.value.as_ref().expect("live until drop");
+        // SAFETY: as in the real build; here loom checks it.
+        unsafe { ConstPtr::deref(value) }
+    }
+}
+
 impl<T> Drop for ReadGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(all(test, loom))]
+        drop(self.value.take());
         self.count.fetch_sub(1, Ordering::Release);
     }
 }
 
 pub struct WriteGuard<'a, T> {
     shard: &'a Shard<T>,
+    /// loom's record of this write access, ended before the unlock.
+    #[cfg(all(test, loom))]
+    value: Option<MutPtr<T>>,
 }
 
+#[cfg(not(all(test, loom)))]
 impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -214,6 +280,7 @@ impl<T> Deref for WriteGuard<'_, T> {
     }
 }
 
+#[cfg(not(all(test, loom)))]
 impl<T> DerefMut for WriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference
@@ -222,8 +289,29 @@ impl<T> DerefMut for WriteGuard<'_, T> {
     }
 }
 
+#[cfg(all(test, loom))]
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        let value = self.value.as_ref().expect("live until drop");
+        // SAFETY: as in the real build; here loom checks it.
+        unsafe { MutPtr::deref(value) }
+    }
+}
+
+#[cfg(all(test, loom))]
+impl<T> DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        let value = self.value.as_ref().expect("live until drop");
+        // SAFETY: as in the real build; here loom checks it.
+        unsafe { MutPtr::deref(value) }
+    }
+}
+
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(all(test, loom))]
+        drop(self.value.take());
         self.shard.writer.store(false, Ordering::Release);
     }
 }
@@ -236,6 +324,14 @@ struct Backoff {
 }
 
 impl Backoff {
+    /// loom runs one thread at a time: a waiter must let the others run.
+    #[cfg(all(test, loom))]
+    fn pause(&mut self) {
+        self.rounds = self.rounds.saturating_add(1);
+        loom::thread::yield_now();
+    }
+
+    #[cfg(not(all(test, loom)))]
     fn pause(&mut self) {
         self.rounds = self.rounds.saturating_add(1);
         if self.rounds <= 64 {
@@ -243,16 +339,17 @@ impl Backoff {
         } else if self.rounds <= 128 {
             std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(20));
+            std::thread::sleep(std::time::Duration::from_micros(20));
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     #[test]
     fn rows_are_in_range_and_adjacent_stacks_differ() {
@@ -346,5 +443,120 @@ mod tests {
         drop(r);
         writer.join().unwrap();
         assert_eq!(*locks.read(0), 1);
+    }
+}
+
+/// Model checks of the lock: loom runs each test under every interleaving
+/// of its threads (up to a bound on preemptions) and every outcome the
+/// memory model allows for the atomics, and fails on any access to a
+/// shard's value that the lock did not order after the conflicting one.
+/// `make test-loom` runs them (`RUSTFLAGS="--cfg loom"`, its own target
+/// directory).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Every interleaving of two threads; `LOOM_MAX_PREEMPTIONS` bounds
+    /// them if set.
+    fn model(test: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        builder.check(test);
+    }
+
+    /// Three threads: every interleaving with at most one preemption (a
+    /// thread stopped where it would have gone on; switching at a wait is
+    /// free). Two already take more than five minutes here: the waits
+    /// spin.
+    fn model_three_threads(test: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound = builder.preemption_bound.or(Some(1));
+        builder.check(test);
+    }
+
+    #[test]
+    fn a_writer_excludes_a_reader() {
+        model(|| {
+            let locks: Arc<ShardLocks<u64, 1>> = Arc::new(ShardLocks::new(|| 0));
+            let writer = {
+                let locks = Arc::clone(&locks);
+                thread::spawn(move || *locks.write(0) += 1)
+            };
+            let seen = *locks.read_in_row(0, 0);
+            writer.join().unwrap();
+            assert!(seen == 0 || seen == 1);
+            assert_eq!(*locks.read_in_row(0, 1), 1);
+        });
+    }
+
+    #[test]
+    fn writers_exclude_each_other() {
+        model(|| {
+            let locks: Arc<ShardLocks<u64, 1>> = Arc::new(ShardLocks::new(|| 0));
+            let other = {
+                let locks = Arc::clone(&locks);
+                thread::spawn(move || *locks.write(0) += 1)
+            };
+            *locks.write(0) += 1;
+            other.join().unwrap();
+            assert_eq!(*locks.read_in_row(0, 0), 2, "a write was lost");
+        });
+    }
+
+    /// Two readers in different rows, or in the same row, and a writer.
+    fn readers_and_a_writer(second_readers_row: usize) {
+        model_three_threads(move || {
+            let locks: Arc<ShardLocks<(u64, u64), 1>> = Arc::new(ShardLocks::new(|| (0, 0)));
+            let reader = {
+                let locks = Arc::clone(&locks);
+                thread::spawn(move || {
+                    let g = locks.read_in_row(0, second_readers_row);
+                    assert_eq!(g.0, g.1, "saw a write in progress");
+                })
+            };
+            let writer = {
+                let locks = Arc::clone(&locks);
+                thread::spawn(move || {
+                    let mut g = locks.write(0);
+                    g.0 += 1;
+                    g.1 += 1;
+                })
+            };
+            {
+                let g = locks.read_in_row(0, 0);
+                assert_eq!(g.0, g.1, "saw a write in progress");
+            }
+            reader.join().unwrap();
+            writer.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn readers_in_two_rows_and_a_writer() {
+        readers_and_a_writer(1);
+    }
+
+    #[test]
+    fn readers_in_one_row_and_a_writer() {
+        readers_and_a_writer(0);
+    }
+
+    /// Shards are independent: a writer of one does not hold readers of
+    /// the other, and neither access conflicts.
+    #[test]
+    fn shards_are_independent() {
+        model(|| {
+            let locks: Arc<ShardLocks<u64, 2>> = Arc::new(ShardLocks::new(|| 0));
+            let writer = {
+                let locks = Arc::clone(&locks);
+                thread::spawn(move || *locks.write(1) = 5)
+            };
+            assert_eq!(*locks.read_in_row(0, 0), 0);
+            writer.join().unwrap();
+            assert_eq!(*locks.read_in_row(1, 0), 5);
+        });
     }
 }
