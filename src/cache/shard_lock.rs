@@ -544,6 +544,33 @@ mod loom_tests {
         readers_and_a_writer(0);
     }
 
+    /// Two writers and a reader: the reader sees no write half done, and
+    /// no write is lost.
+    #[test]
+    fn two_writers_and_a_reader() {
+        model_three_threads(|| {
+            let locks: Arc<ShardLocks<(u64, u64), 1>> = Arc::new(ShardLocks::new(|| (0, 0)));
+            let writers: Vec<_> = (0..2)
+                .map(|_| {
+                    let locks = Arc::clone(&locks);
+                    thread::spawn(move || {
+                        let mut g = locks.write(0);
+                        g.0 += 1;
+                        g.1 += 1;
+                    })
+                })
+                .collect();
+            {
+                let g = locks.read_in_row(0, 0);
+                assert_eq!(g.0, g.1, "saw a write in progress");
+            }
+            for w in writers {
+                w.join().unwrap();
+            }
+            assert_eq!(*locks.read_in_row(0, 1), (2, 2), "a write was lost");
+        });
+    }
+
     /// Shards are independent: a writer of one does not hold readers of
     /// the other, and neither access conflicts.
     #[test]
