@@ -40,9 +40,9 @@ if [[ $quick == 1 ]]; then
 else
   pairs=${BENCH_PAIRS:-5}
   # End to end the cache is a fraction of a percent of a handshake, and
-  # single pairs here range from 0.63 to 1.57: with 9 pairs the medians
-  # still moved between 0.93 and 1.12 from run to run, with 31 they stay
-  # within 1 % or so of 1.0 (about 8 minutes for the 18 workloads).
+  # single pairs here range from about 0.6 to 1.6: with 9 pairs the medians
+  # moved between 0.93 and 1.12 from run to run, with 31 between 0.97 and
+  # 1.03 (about 8 minutes for the 18 workloads).
   hs_pairs=${BENCH_HS_PAIRS:-31}
   sizes=(1000 20000 100000 1000000)
   mem_sizes=(100000 1000000)
