@@ -25,8 +25,9 @@
 //! reader does not count itself or a writer does not wait for readers.
 //!
 //! Checked by loom's model checker as well (`loom_tests` at the end,
-//! `make test-loom`): every interleaving of the small tests there, with
-//! the value's accesses checked for order.
+//! `make test-loom`): every interleaving of the two-thread tests there,
+//! and of the three-thread ones those with at most one preemption, with
+//! every access to the value checked for order.
 //!
 //! Waiting spins, then yields, then sleeps briefly: readers hold a shard for
 //! one hash probe and writers for one insert or removal (the rare table
@@ -467,9 +468,9 @@ mod loom_tests {
     }
 
     /// Three threads: every interleaving with at most one preemption (a
-    /// thread stopped where it would have gone on; switching at a wait is
-    /// free). Two already take more than five minutes here: the waits
-    /// spin.
+    /// thread stopped where it could have gone on; switching at a wait is
+    /// free). A bound of two did not finish in five minutes here: every
+    /// wait is a loop that loom unrolls.
     fn model_three_threads(test: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
         builder.max_branches = 100_000;
