@@ -190,6 +190,59 @@ pub trait CachedSession {
     fn has_id(&self, id: &[u8]) -> bool {
         self.key().is_some_and(|k| k.id() == id)
     }
+    /// Whether the session has no usable ID (libssl's eviction stops at
+    /// such a session). Override to read the ID alone: the session evicted
+    /// is the least recently touched, and every line of it read is likely
+    /// a cache miss.
+    fn has_empty_id(&self) -> bool {
+        self.key().is_none_or(|k| k.id().is_empty())
+    }
+}
+
+/// The sessions an insert pushed out, in eviction order. A full cache
+/// evicts one per insert: that one is kept without a heap allocation (a
+/// `Vec`'s allocation and free were a sixth of such an insert's
+/// instructions).
+#[derive(Debug)]
+pub struct Evicted<S> {
+    first: Option<S>,
+    rest: Vec<S>,
+}
+
+impl<S> Default for Evicted<S> {
+    fn default() -> Self {
+        Evicted {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<S> Evicted<S> {
+    fn push(&mut self, session: S) {
+        if self.first.is_none() {
+            debug_assert!(self.rest.is_empty());
+            self.first = Some(session);
+        } else {
+            self.rest.push(session);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<S> IntoIterator for Evicted<S> {
+    type Item = S;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<S>, std::vec::IntoIter<S>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// What [`SessionCache::insert_into`] did (the evicted sessions went to the
@@ -681,13 +734,13 @@ impl<S: CachedSession> SessionCache<S> {
     /// sessions, exactly like libssl 3.0. Eviction stops at an entry with an
     /// empty session ID, which libssl's `remove_session_lock` refuses.
     pub fn insert(&self, key: SessionKey, session: S, expiry: Expiry) -> InsertOutcome<S> {
-        let mut evicted = Vec::new();
+        let mut evicted = Evicted::default();
         let Inserted { added, released } =
             self.insert_into(key.as_key_ref(), session, expiry, &mut evicted);
         InsertOutcome {
             added,
             released,
-            evicted,
+            evicted: evicted.into_iter().collect(),
         }
     }
 
@@ -700,7 +753,7 @@ impl<S: CachedSession> SessionCache<S> {
         key: SessionKeyRef<'_>,
         session: S,
         expiry: Expiry,
-        evicted: &mut Vec<S>,
+        evicted: &mut Evicted<S>,
     ) -> Inserted<S> {
         let hash = self.hash_id(key.id);
         let capacity = self.capacity();
@@ -729,7 +782,7 @@ impl<S: CachedSession> SessionCache<S> {
             while order.len() + 1 >= capacity {
                 match self.take_front(&mut order, |_, session| {
                     // libssl's eviction refuses (and stops at) an empty ID.
-                    session.key().is_some_and(|k| !k.id().is_empty())
+                    !session.has_empty_id()
                 }) {
                     Some(victim) => evicted.push(victim),
                     None => break,

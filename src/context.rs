@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use once_cell::sync::{Lazy, OnceCell};
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
-use crate::cache::{DEFAULT_CAPACITY, SessionCache, SessionKey};
+use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey};
 use crate::diag::{self, Event};
 use crate::libssl::{
     self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
@@ -193,7 +193,7 @@ impl CtxState {
         let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
             return false;
         };
-        let mut evicted = Vec::new();
+        let mut evicted = Evicted::default();
         let expiry = sess.expiry();
         // The key is borrowed from the session, which the caller holds.
         let Some(outcome) =

@@ -226,6 +226,10 @@ impl CachedSession for SessionRef {
     fn has_id(&self, id: &[u8]) -> bool {
         self.view().with_id(|own| crate::cache::ids_equal(own, id))
     }
+
+    fn has_empty_id(&self) -> bool {
+        self.view().has_empty_id()
+    }
 }
 
 /// Borrowed view of a live `SSL_SESSION`, for reading it.

@@ -2,6 +2,8 @@
  * Cache workloads on one server SSL_CTX, through libssl's public API only.
  *
  *   bench_cache insert     N   time-ordered inserts into a cache of N
+ *   bench_cache insert_full N  time-ordered inserts into a cache at its size
+ *                              limit of N: each evicts the oldest session
  *   bench_cache insert_ooo N   inserts as old as the oldest cached session
  *   bench_cache lookup     N T SSL_has_matching_session_id hits, T threads
  *   bench_cache remove     N   SSL_CTX_remove_session of cached sessions
@@ -113,7 +115,7 @@ int main(int argc, char **argv)
     SSL *ssl;
 
     if (n < 100 || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: %s insert|insert_ooo|lookup|remove|flush|memory|memory_churn|churn_worst N [threads]\n", argv[0]);
+        fprintf(stderr, "usage: %s insert|insert_full|insert_ooo|lookup|remove|flush|memory|memory_churn|churn_worst N [threads]\n", argv[0]);
         return 2;
     }
     ctx = SSL_CTX_new(TLS_server_method());
@@ -191,6 +193,34 @@ int main(int argc, char **argv)
             ops += m;
             remove_range(n, n + m);
         }
+    } else if (strcmp(w, "insert_full") == 0) {
+        /* the steady state of a server at its cache size (libssl's
+         * default: 20k): every new session evicts the one that expires
+         * first. n + m sessions in a ring; n consecutive ones are cached,
+         * in time order. Each round gives the m uncached ones (initially
+         * never added, later the ones evicted the round before) times
+         * newer than every cached one (untimed), then adds them (timed),
+         * each evicting the oldest cached. */
+        long m = n / 10 < 100 ? 100 : n / 10;
+        if (m > extra)
+            m = extra;
+        long ring = n + m;
+        long newest = ring - 1; /* sess[i] was made with time BASE_TIME + i */
+        long first = 0;         /* sess[first] is the oldest cached */
+        make_sessions(n, ring);
+        SSL_CTX_sess_set_cache_size(ctx, n + 1); /* holds n (libssl: size - 1) */
+        for (long r = rounds_for(m, 200000); r > 0; r--) {
+            for (long i = first + n; i < first + n + m; i++)
+                BENCH_CHECK(SSL_SESSION_set_time(sess[i % ring], BASE_TIME + ++newest) != 0);
+            t0 = bench_now_ns();
+            for (long i = first + n; i < first + n + m; i++)
+                BENCH_CHECK(SSL_CTX_add_session(ctx, sess[i % ring]) == 1);
+            total += bench_now_ns() - t0;
+            ops += m;
+            BENCH_CHECK(SSL_CTX_sess_number(ctx) == n);
+            first = (first + m) % ring;
+        }
+        BENCH_CHECK(SSL_CTX_sess_cache_full(ctx) == ops);
     } else if (strcmp(w, "insert_ooo") == 0) {
         /* sessions exactly as old as the oldest cached one: libssl 3.0
          * walks its whole list for each (an external-cache hit or a

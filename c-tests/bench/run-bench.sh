@@ -53,6 +53,7 @@ fi
 workloads=()
 for n in "${sizes[@]}"; do
   workloads+=("insert $n|bench_cache insert $n")
+  workloads+=("insert_full $n|bench_cache insert_full $n")
   workloads+=("insert_ooo $n|bench_cache insert_ooo $n")
   workloads+=("lookup 1t $n|bench_cache lookup $n 1")
   workloads+=("lookup 2t $n|bench_cache lookup $n 2")
