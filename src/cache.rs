@@ -3,8 +3,10 @@
 //! One [`SessionCache`] per `SSL_CTX`. It reproduces the observable
 //! behaviour of libssl 3.0's internal cache (`ssl/ssl_sess.c`) — what is
 //! evicted, in which order, what a flush removes, what counts as "cache
-//! full" — without its costs: lookups are a hash probe, inserts and removals
-//! are `O(log n)` in an expiry-ordered tree instead of libssl's list walk.
+//! full" — without its costs: lookups are a hash probe; inserts, removals
+//! and evictions are O(1) in a sorted list as in libssl when sessions come
+//! in expiry order, and O(log h) in a heap for the h that do not, where
+//! libssl walks its list.
 //!
 //! The cache never runs foreign code while its locks are held: values that
 //! leave the cache (replaced, evicted, flushed) are handed back to the
@@ -13,10 +15,10 @@
 //! Layout, chosen for speed and memory: sessions live in 64 hash-table
 //! shards, each entry only the session, the handle of its place in expiry
 //! order and (mostly) its protocol version; the ID is read from the
-//! session, as libssl does, and the ID's hash is kept in the expiry slot.
-//! Expiry order is a min-heap of (expiry, sequence, hash, handle) that
-//! knows where each slot is, so a removed or re-timed session's slot goes
-//! or moves in O(log n). Lookups take one shard's read lock (see
+//! session, as libssl does, and the ID's hash is kept in the expiry
+//! order's node. Expiry order (`Order`) is a sorted linked list for the
+//! sessions that come in order plus a min-heap for the others, both over
+//! one array of nodes found by handle. Lookups take one shard's read lock (see
 //! `shard_lock`: readers write only to a line of their own); everything
 //! that changes the cache takes the order lock first (so changes are
 //! serialised as in libssl) and then the shard's write lock.
@@ -439,7 +441,7 @@ impl<S> Shard<S> {
         if clean > 0 && table.len() <= clean - clean / 16 {
             let old = std::mem::replace(table, HashTable::with_capacity(clean));
             // The hashes first, in a loop of independent loads that the CPU
-            // overlaps (each is two reads far apart in the expiry order),
+            // overlaps (each is a read far away, in the expiry order),
             // then the inserts. Rebuilding a shard of 6,250 entries (100k
             // sessions in 16 shards) under churn: 0.6-1.0 ms one entry at a
             // time, 0.4-0.6 ms this way.
@@ -454,33 +456,104 @@ impl<S> Shard<S> {
     }
 }
 
-/// Expiry order: a binary min-heap of slots that knows where each slot is
-/// (by its handle), so that any slot is removed or moved in O(log n). The
-/// earlier heap left a stale slot behind per removal and dropped them in
-/// one pass when they reached a third of the live ones: 46 ms of
-/// stopped inserts and removals at 1M sessions (3 ms at 100k), and up to a
-/// third more memory.
+/// Expiry order, in two parts. Sessions arriving in order (expiring no
+/// earlier than every one before them, the usual case: one timeout for
+/// all) go to the end of a doubly linked list, which stays sorted: adding,
+/// removing any one and taking the first are O(1), as in libssl's list.
+/// The others (restored or externally cached sessions, odd timeouts,
+/// sessions moved by `set_time`) go to a binary min-heap that knows where
+/// each of its slots is, so that any one is removed in O(log h) for the h
+/// out-of-order ones; libssl walks its list for them instead. The first
+/// in order is the earlier of the list's head and the heap's top.
+///
+/// Each session has a node, found by its handle: its place in the order
+/// (one `u128`), its hash, and two links: the list's neighbours, or
+/// [`Node::IN_HEAP`] and its index in the heap.
+///
+/// History: a heap for everything cost an O(log n) sift with a cache miss
+/// per level on every removal and every eviction (the heap's re-ordering
+/// was 17 of 86 ns of a removal at 20k); before that, a heap with stale
+/// slots needed a 46 ms pass at 1M sessions to drop them.
 #[derive(Default)]
 struct Order {
-    heap: Vec<Slot>,
-    /// Where each handle's slot is in `heap` (unused handles: anything).
-    position: Vec<u32>,
+    nodes: Vec<Node>,
     free_handles: Vec<u32>,
+    /// The sorted list's ends, [`Node::NONE`] when it is empty.
+    head: Link,
+    tail: Link,
+    /// Handles of the out-of-order sessions, a min-heap by `Node::key`.
+    heap: Vec<u32>,
+    len: usize,
     next_seq: u64,
+}
+
+/// A handle, or [`Node::NONE`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Link(u32);
+
+impl Default for Link {
+    fn default() -> Self {
+        Node::NONE
+    }
+}
+
+/// 32 bytes per session.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// As in [`Slot`]: (overflowed, expiry, sequence) in one number.
+    key: u128,
+    hash: u64,
+    /// In the list: the previous node. In the heap: [`Node::IN_HEAP`].
+    prev: Link,
+    /// In the list: the next node. In the heap: the index in the heap.
+    next: Link,
+}
+
+impl Node {
+    const NONE: Link = Link(u32::MAX);
+    const IN_HEAP: Link = Link(u32::MAX - 1);
+
+    fn slot(&self, handle: u32) -> Slot {
+        Slot {
+            key: self.key,
+            hash: self.hash,
+            handle,
+        }
+    }
 }
 
 impl Order {
     fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// The hash of the entry whose slot has `handle`.
     fn hash_of(&self, handle: u32) -> u64 {
-        self.heap[self.position[handle as usize] as usize].hash
+        self.nodes[handle as usize].hash
+    }
+
+    fn node(&self, handle: u32) -> &Node {
+        &self.nodes[handle as usize]
+    }
+
+    fn node_mut(&mut self, handle: u32) -> &mut Node {
+        &mut self.nodes[handle as usize]
     }
 
     fn first(&self) -> Option<Slot> {
-        self.heap.first().copied()
+        let listed = (self.head != Node::NONE).then_some(self.head.0);
+        let heaped = self.heap.first().copied();
+        let handle = match (listed, heaped) {
+            (Some(l), Some(h)) => {
+                if self.node(h).key < self.node(l).key {
+                    h
+                } else {
+                    l
+                }
+            }
+            (l, h) => l.or(h)?,
+        };
+        Some(self.node(handle).slot(handle))
     }
 
     /// A new slot; returns its handle.
@@ -488,55 +561,87 @@ impl Order {
         let handle = match self.free_handles.pop() {
             Some(handle) => handle,
             None => {
-                grow_by_an_eighth(&mut self.position);
-                self.position.push(0);
-                u32::try_from(self.position.len() - 1).expect("fewer than 2^32 sessions")
+                grow_by_an_eighth(&mut self.nodes);
+                self.nodes.push(Node {
+                    key: 0,
+                    hash: 0,
+                    prev: Node::NONE,
+                    next: Node::NONE,
+                });
+                u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 sessions")
             }
         };
+        self.place(handle, expiry, hash);
+        self.len += 1;
+        handle
+    }
+
+    /// Gives `handle` its place at `expiry`, behind every slot with the
+    /// same expiry.
+    fn place(&mut self, handle: u32, expiry: Expiry, hash: u64) {
         let seq = self.take_seq();
-        let slot = Slot::new(expiry, seq, hash, handle);
-        grow_by_an_eighth(&mut self.heap);
-        let at = self.heap.len();
-        self.heap.push(slot);
-        self.position[handle as usize] = at as u32;
-        // The usual new session expires after every cached one: it stays.
-        if at > 0 && slot < self.heap[(at - 1) / 2] {
+        let key = Slot::new(expiry, seq, hash, handle).key;
+        let tail = self.tail;
+        let in_order = tail == Node::NONE || self.node(tail.0).key < key;
+        let node = self.node_mut(handle);
+        node.key = key;
+        node.hash = hash;
+        if in_order {
+            node.prev = tail;
+            node.next = Node::NONE;
+            match tail {
+                Node::NONE => self.head = Link(handle),
+                tail => self.node_mut(tail.0).next = Link(handle),
+            }
+            self.tail = Link(handle);
+        } else {
+            node.prev = Node::IN_HEAP;
+            let at = self.heap.len();
+            self.heap.push(handle);
+            self.node_mut(handle).next = Link(at as u32);
             self.sift_up(at);
         }
-        handle
+    }
+
+    /// Takes `handle`'s slot out of the list or the heap.
+    fn unplace(&mut self, handle: u32) {
+        let Node { prev, next, .. } = *self.node(handle);
+        if prev == Node::IN_HEAP {
+            self.heap_remove(next.0 as usize);
+            return;
+        }
+        match prev {
+            Node::NONE => self.head = next,
+            prev => self.node_mut(prev.0).next = next,
+        }
+        match next {
+            Node::NONE => self.tail = prev,
+            next => self.node_mut(next.0).prev = prev,
+        }
     }
 
     /// Removes `handle`'s slot; the handle is free again.
     fn remove(&mut self, handle: u32) -> Slot {
-        let at = self.position[handle as usize] as usize;
-        let last = self.heap.pop().expect("a slot per live handle");
-        let removed = if at < self.heap.len() {
-            std::mem::replace(&mut self.heap[at], last)
-        } else {
-            last
-        };
-        debug_assert_eq!(removed.handle, handle);
-        if at < self.heap.len() {
-            self.position[last.handle as usize] = at as u32;
-            self.restore(at);
-        }
+        self.unplace(handle);
         self.free_handles.push(handle);
-        removed
+        self.len -= 1;
+        self.node(handle).slot(handle)
     }
 
     /// `handle`'s slot moves to `expiry`, behind every slot with the same.
     fn reposition(&mut self, handle: u32, expiry: Expiry) {
-        let at = self.position[handle as usize] as usize;
-        let seq = self.take_seq();
-        let hash = self.heap[at].hash;
-        self.heap[at] = Slot::new(expiry, seq, hash, handle);
-        self.restore(at);
+        self.unplace(handle);
+        let hash = self.node(handle).hash;
+        self.place(handle, expiry, hash);
     }
 
     fn clear(&mut self) {
-        self.heap.clear();
-        self.position.clear();
+        self.nodes.clear();
         self.free_handles.clear();
+        self.heap.clear();
+        self.head = Node::NONE;
+        self.tail = Node::NONE;
+        self.len = 0;
         self.fit_capacity();
     }
 
@@ -546,40 +651,48 @@ impl Order {
         seq
     }
 
-    /// Moves the slot at `at` up or down to its place.
-    fn restore(&mut self, at: usize) {
-        if at > 0 && self.heap[at] < self.heap[(at - 1) / 2] {
-            self.sift_up(at);
-        } else {
-            self.sift_down(at);
+    fn heap_key(&self, at: usize) -> u128 {
+        self.node(self.heap[at]).key
+    }
+
+    /// Removes the heap's slot at `at`: the last one takes its place.
+    fn heap_remove(&mut self, at: usize) {
+        let last = self.heap.pop().expect("a heap slot per heap handle");
+        if at < self.heap.len() {
+            self.put(at, last);
+            if at > 0 && self.heap_key(at) < self.heap_key((at - 1) / 2) {
+                self.sift_up(at);
+            } else {
+                self.sift_down(at);
+            }
         }
     }
 
-    #[inline(never)]
     fn sift_up(&mut self, mut at: usize) {
-        let slot = self.heap[at];
+        let handle = self.heap[at];
+        let key = self.node(handle).key;
         while at > 0 {
             let parent = (at - 1) / 2;
             let above = self.heap[parent];
-            if above <= slot {
+            if self.node(above).key <= key {
                 break;
             }
             self.put(at, above);
             at = parent;
         }
-        self.put(at, slot);
+        self.put(at, handle);
     }
 
     /// The slot at `at` mostly belongs near the bottom (it came from the
-    /// end of the heap, or was re-timed to later): it goes all the way down
-    /// first, choosing the smaller child (one comparison per level instead
-    /// of two), then up as far as it must.
+    /// end of the heap): it goes all the way down first, choosing the
+    /// smaller child (one comparison per level instead of two), then up as
+    /// far as it must.
     fn sift_down(&mut self, mut at: usize) {
-        let slot = self.heap[at];
+        let handle = self.heap[at];
         let len = self.heap.len();
         let mut child = 2 * at + 1;
         while child + 1 < len {
-            if self.heap[child + 1] < self.heap[child] {
+            if self.heap_key(child + 1) < self.heap_key(child) {
                 child += 1;
             }
             self.put(at, self.heap[child]);
@@ -590,18 +703,18 @@ impl Order {
             self.put(at, self.heap[child]);
             at = child;
         }
-        self.heap[at] = slot;
+        self.put(at, handle);
         self.sift_up(at);
     }
 
-    fn put(&mut self, at: usize, slot: Slot) {
-        self.position[slot.handle as usize] = at as u32;
-        self.heap[at] = slot;
+    fn put(&mut self, at: usize, handle: u32) {
+        self.heap[at] = handle;
+        self.node_mut(handle).next = Link(at as u32);
     }
 
     /// Gives back memory after the cache shrank (a flush): at most half
-    /// again what is used is kept. Handles stay as numerous as the most
-    /// sessions ever cached at once (4 bytes each, and 4 per free one).
+    /// again what is used is kept. Nodes stay as numerous as the most
+    /// sessions ever cached at once (32 bytes each, and 4 per free one).
     fn fit_capacity(&mut self) {
         let used = self.heap.len();
         if self.heap.capacity() > used + used / 2 + 64 {
@@ -615,8 +728,8 @@ impl Order {
 }
 
 /// Room for one more element, growing by an eighth rather than doubling:
-/// the heap is a third of the cache's memory, and doubling would leave up
-/// to half of it unused. The price: an element is copied about nine times
+/// the expiry order's nodes are a third of the cache's memory, and
+/// doubling would leave up to half of it unused. The price: an element is copied about nine times
 /// over the growth instead of about twice.
 fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
@@ -1282,7 +1395,7 @@ mod tests {
     }
 
     #[test]
-    fn steady_removals_and_inserts_keep_tables_and_heap_at_their_size() {
+    fn steady_removals_and_inserts_keep_tables_and_order_at_their_size() {
         let cache = SessionCache::new(0);
         // 1,562 per shard: tables 87 % full, where hashbrown doubles
         let n = 100_000u32;
@@ -1319,16 +1432,17 @@ mod tests {
             table_capacity(&cache)
         );
         let order = cache.order();
-        assert_eq!(order.heap.len(), n as usize, "one slot per session");
-        assert!(order.heap.capacity() <= order.heap.len() + order.heap.len() / 4 + 64);
-        assert!(order.position.len() <= n as usize + 1, "handles are reused");
+        assert_eq!(order.len(), n as usize, "one slot per session");
+        assert!(order.heap.is_empty(), "every session came in order");
+        assert!(order.nodes.len() <= n as usize + 1, "handles are reused");
+        assert!(order.nodes.capacity() <= order.nodes.len() + order.nodes.len() / 8 + 64);
     }
 
     #[test]
     fn order_matches_a_sorted_model_through_adds_removals_and_moves() {
         let mut order = Order::default();
         // handle -> (expiry, seq) for the live ones; seq as the order gives
-        // it out, so the model's order is the heap's order
+        // it out, so the model's order is the order's
         let mut model: Vec<(u32, Expiry, u64)> = Vec::new();
         let mut next_seq = 0u64;
         let mut x = 0x9e37_79b9_u64;
