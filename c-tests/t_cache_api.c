@@ -278,6 +278,24 @@ static void test_cache_size(long size)
     free_ctx(ctx);
 }
 
+/* libssl's eviction refuses a session with an empty ID (remove_session_lock
+ * does nothing for it) and stops there: the cache then holds more than its
+ * size. Here the empty-ID session expires first. */
+static void test_eviction_stops_at_empty_id(void)
+{
+    SSL_CTX *ctx = new_cache_ctx();
+    int i;
+
+    section("eviction stops at an empty session ID (size 3 holds 2)");
+    SSL_CTX_sess_set_cache_size(ctx, 3);
+    add_free(ctx, make_session(0x50, 0, V12, 0, 100));
+    for (i = 1; i <= 3; i++)
+        add_free(ctx, make_session((unsigned char)(0x50 + i), 32, V12,
+                                   i * 10, 1000));
+    print_stats(ctx);
+    free_ctx(ctx);
+}
+
 static void test_eviction_order(void)
 {
     SSL_CTX *ctx = new_cache_ctx();
@@ -477,6 +495,7 @@ int main(void)
     test_cache_size(3);
     test_cache_size(5);
     test_eviction_order();
+    test_eviction_stops_at_empty_id();
     test_set_time();
     test_flush();
     test_update_time();
