@@ -18,10 +18,10 @@
 //! session, as libssl does, and the ID's hash is kept in the expiry
 //! order's node. Expiry order (`Order`) is a sorted linked list for the
 //! sessions that come in order plus a min-heap for the others, both over
-//! one array of nodes found by handle. Lookups take one shard's read lock (see
-//! `shard_lock`: readers write only to a line of their own); everything
-//! that changes the cache takes the order lock first (so changes are
-//! serialised as in libssl) and then the shard's write lock.
+//! one array of nodes found by handle. Lookups take one shard's read lock
+//! (see `shard_lock`: readers write only to a line of their own);
+//! everything that changes the cache takes the order lock first (so
+//! changes are serialised as in libssl) and then the shard's write lock.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -291,7 +291,7 @@ pub struct CacheStats {
 const SHARDS: usize = 64;
 
 /// 16 bytes: the hash a table needs when it grows is read from the entry's
-/// slot in expiry order (`Order::hash_of`), not kept here a second time.
+/// node in expiry order (`Order::hash_of`), not kept here a second time.
 struct Entry<S> {
     session: S,
     /// The handle of the entry's place in expiry order in the low 48 bits,
@@ -368,11 +368,17 @@ struct Slot {
 impl Slot {
     const SEQ_BITS: u32 = 63;
 
-    fn new(expiry: Expiry, seq: u64, hash: u64, handle: u32) -> Slot {
+    /// The place in expiry order of the `seq`th session placed at `expiry`.
+    fn order_key(expiry: Expiry, seq: u64) -> u128 {
         debug_assert!(seq < 1 << Self::SEQ_BITS);
         let at = u128::from((expiry.at as u64) ^ (1 << 63));
+        (u128::from(expiry.overflowed) << 127) | (at << Self::SEQ_BITS) | u128::from(seq)
+    }
+
+    #[cfg(test)]
+    fn new(expiry: Expiry, seq: u64, hash: u64, handle: u32) -> Slot {
         Slot {
-            key: (u128::from(expiry.overflowed) << 127) | (at << Self::SEQ_BITS) | u128::from(seq),
+            key: Self::order_key(expiry, seq),
             hash,
             handle,
         }
@@ -393,12 +399,15 @@ impl Slot {
 
 /// (overflowed, expiry time, sequence): libssl's `timeoutcmp`, then
 /// insertion order. Sequence numbers are unique, so the order is total.
+/// `Order` compares the keys themselves; the tests compare slots.
+#[cfg(test)]
 impl Ord for Slot {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.key.cmp(&other.key)
     }
 }
 
+#[cfg(test)]
 impl PartialOrd for Slot {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -580,7 +589,7 @@ impl Order {
     /// same expiry.
     fn place(&mut self, handle: u32, expiry: Expiry, hash: u64) {
         let seq = self.take_seq();
-        let key = Slot::new(expiry, seq, hash, handle).key;
+        let key = Slot::order_key(expiry, seq);
         let tail = self.tail;
         let in_order = tail == Node::NONE || self.node(tail.0).key < key;
         let node = self.node_mut(handle);
@@ -729,8 +738,8 @@ impl Order {
 
 /// Room for one more element, growing by an eighth rather than doubling:
 /// the expiry order's nodes are a third of the cache's memory, and
-/// doubling would leave up to half of it unused. The price: an element is copied about nine times
-/// over the growth instead of about twice.
+/// doubling would leave up to half of it unused. The price: an element is
+/// copied about nine times over the growth instead of about twice.
 fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
         v.reserve_exact(v.len() / 8 + 64);

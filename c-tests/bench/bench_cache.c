@@ -22,7 +22,7 @@
  * before the timed region; the program keeps its own reference to every
  * session, so no SSL_SESSION is freed inside a timed region (that cost is
  * the same with and without sesscache).  The cache size is 0 (unlimited):
- * nothing is evicted.
+ * nothing is evicted, except in insert_full, which sets a size.
  */
 #include "bench.h"
 
