@@ -361,15 +361,34 @@ fi
 # ---------------------------------------------------------------- case 3
 # Redis killed (-9) in the middle of a run, then restarted on the same port;
 # and (3b) Redis stopped (SIGSTOP: connections hang) then continued.
+# The latency bound is a bound on our code (a store call never waits longer
+# than the timeout), but it is measured on a shared machine: one stall of the
+# VM can hold one handshake for hundreds of ms (seen once: 581 ms, with every
+# other handshake of the run under 5 ms). So a run whose only fault is that
+# bound is run once more, and the case passes only if that second run meets
+# every condition. A store call that really blocks does so in every outage and
+# fails both runs.
 run_outage() { # run_outage NAME VERSION MODE(kill|stop) [CLIENT-OPTIONS…]
-    local name=$1 v=$2 mode=$3 d=$W/$1-$2
+    local name=$1 v=$2 mode=$3
     shift 3
+    OUTAGE_ONLY_SLOW=0
+    run_outage_once "$name" "$v" "$mode" 1 "$@"
+    if [ "$OUTAGE_ONLY_SLOW" = 1 ]; then
+        say "  note: 3-redis-$mode-tls$v: only the latency bound failed ($OUTAGE_SLOW handshakes over the limit); running the case once more"
+        run_outage_once "$name" "$v" "$mode" 2 "$@"
+    fi
+}
+run_outage_once() { # run_outage_once NAME VERSION MODE ATTEMPT [CLIENT-OPTIONS…]
+    local name=$1 v=$2 mode=$3 attempt=$4 d=$W/$1-$2
+    shift 4
+    [ "$attempt" = 1 ] || d=$d-attempt$attempt
     local n=4000 every=100 kill_at=10 back_at=20
-    new_case "$name-$v"
+    local limit=$((TIMEOUT_MS + MARGIN_MS))
+    new_case "${d#"$W"/}"
     start_server A "$v" ctxA
     start_server B "$v" ctxA
     "$CLIENT" "$n" "${SPORT[A]},${SPORT[B]}" "$v" --report-every "$every" --tail 300 \
-        --interval-ms 1 "$@" >"$d/client" 2>"$d/client.err" &
+        --interval-ms 1 --slow-ms "$limit" "$@" >"$d/client" 2>"$d/client.err" &
     local cpid=$! i windows t_down t_up
     CLIENT_PID=$cpid
     for i in $(seq 1 600); do # up to 60 s
@@ -398,18 +417,26 @@ run_outage() { # run_outage NAME VERSION MODE(kill|stop) [CLIENT-OPTIONS…]
     wait "$cpid" 2>/dev/null || true
     CLIENT_PID=
     stop_all
-    local r f mx tail_r tail_o
+    local r f mx slow tail_r tail_o
     r=$(field "$d/client" total resumed)
     tail_o=$(field "$d/client" tail offered)
     f=$(field "$d/client" total failed)
     mx=$(field "$d/client" total max_ms)
+    slow=$(field "$d/client" total slow)
     tail_r=$(field "$d/client" tail resumed)
-    local limit=$((TIMEOUT_MS + MARGIN_MS))
-    local windows_txt
+    local windows_txt others_ok=1 fast=1
     windows_txt=$(awk '$1 == "window" { split($4, a, "="); split($5, b, "="); printf "%s/%s ", a[2], b[2] }' "$d/client")
+    [ -n "$r" ] && [ "$f" = 0 ] && ok "${tail_r:-0} >= 0.9 * ${tail_o:-1}" || others_ok=0
+    [ -n "$mx" ] && ok "$mx <= $limit" || fast=0
+    if [ "$attempt" = 1 ] && [ "$others_ok" = 1 ] && [ "$fast" = 0 ] && [ -n "$mx" ]; then
+        OUTAGE_ONLY_SLOW=1
+        OUTAGE_SLOW=${slow:-?}
+        say "  first run of 3-redis-$mode-tls$v: max_ms=$mx (limit $limit), over the limit: ${slow:-?}; $(grep '^slow ' "$d/client" | head -5 | tr '\n' ' ')"
+        return
+    fi
     check "3-redis-$mode-tls$v${*:+ $*}" \
-        "$([ -n "$r" ] && [ "$f" = 0 ] && ok "$mx <= $limit" && ok "${tail_r:-0} >= 0.9 * ${tail_o:-1}" && echo 0 || echo 1)" \
-        "failed=${f:-?} max_ms=${mx:-?} (limit $limit) last300: resumed=${tail_r:-?} of offered=${tail_o:-?} (need >= 90%) total resumed=${r:-?} of $n; redis down after window $t_down, back after window $t_up; per-100 resumed/offered: $windows_txt; $(store_stats A) $(store_stats B)"
+        "$([ "$others_ok" = 1 ] && [ "$fast" = 1 ] && echo 0 || echo 1)" \
+        "failed=${f:-?} max_ms=${mx:-?} (limit $limit) over_limit=${slow:-?} last300: resumed=${tail_r:-?} of offered=${tail_o:-?} (need >= 90%) total resumed=${r:-?} of $n; redis down after window $t_down, back after window $t_up; per-100 resumed/offered: $windows_txt; $(store_stats A) $(store_stats B)$([ "$attempt" = 2 ] && echo "; second run (the first failed only the latency bound)")"
 }
 if want 3; then
     run_outage c3-kill 1.2 kill --fresh-every 2

@@ -18,6 +18,8 @@
  *   --report-every W    print a window line every W connections
  *   --tail T            also report resumption over the last T connections
  *   --interval-ms M     sleep M ms between connections
+ *   --slow-ms L         count connections that took more than L ms (slow=
+ *                       in the total line) and print the first five
  *   --fresh-every K     offer nothing on connections 1, K+1, 2K+1, … (a new
  *                       session each K connections; with K=2 and two ports
  *                       every offered session was made by the other server)
@@ -36,7 +38,7 @@
  *   window from=… to=… resumed=… offered=… of=… failed=… max_ms=…
  *   unclean i=… key=…  /  after_unclean i=… offered_key=… matches_unclean=0|1
  *        offered_resumable=0|1 resumed=0|1
- *   total resumed=K of N failed=F max_ms=X hs_max_ms=… offered=… 
+ *   total resumed=K of N failed=F max_ms=X hs_max_ms=… slow=… offered=…
  *         resumed_of_offered=… elapsed_s=… hs_per_s=…
  *         mean_resumed_ms=… p50_resumed_ms=… p99_resumed_ms=… mean_full_ms=…
  *   tail last=T resumed=… of=… offered=…
@@ -226,7 +228,7 @@ int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: %s N PORT[,PORT…] 1.2|1.3 [--unclean-at K] [--unclean-pause-ms M]"
-                        " [--report-every W] [--tail T] [--interval-ms M]"
+                        " [--report-every W] [--tail T] [--interval-ms M] [--slow-ms L]"
                         " [--load-session F] [--save-session F]\n", argv[0]);
         return 2;
     }
@@ -254,6 +256,7 @@ int main(int argc, char **argv)
     long unclean_at[MAX_UNCLEAN];
     int nunclean = 0;
     long report_every = 0, tail = 0, interval_ms = 0, unclean_pause_ms = 0, fresh_every = 0;
+    double slow_ms = 0;
     const char *load = NULL, *save = NULL;
     int touch = 0;
     for (int i = 4; i < argc; i++) {
@@ -275,6 +278,8 @@ int main(int argc, char **argv)
             fresh_every = atol(val);
         else if (strcmp(opt, "--interval-ms") == 0)
             interval_ms = atol(val);
+        else if (strcmp(opt, "--slow-ms") == 0)
+            slow_ms = atof(val);
         else if (strcmp(opt, "--load-session") == 0)
             load = val;
         else if (strcmp(opt, "--save-session") == 0)
@@ -317,6 +322,7 @@ int main(int argc, char **argv)
     long nfull = 0;
     long resumed = 0, failed = 0, offered = 0, resumed_of_offered = 0;
     double max_ms = 0, hs_max_ms = 0;
+    long slow = 0;
     long w_from = 1, w_resumed = 0, w_failed = 0, w_offered = 0;
     double w_max = 0;
     long after_unclean = -1;
@@ -359,6 +365,9 @@ int main(int argc, char **argv)
         }
         if (r.ms > max_ms)
             max_ms = r.ms;
+        if (slow_ms > 0 && r.ms > slow_ms && ++slow <= 5)
+            printf("slow i=%ld port=%d offered=%d ok=%d resumed=%d ms=%.2f hs_ms=%.2f\n", i, port,
+                   did_offer, r.ok, r.ok && r.resumed, r.ms, r.hs_ms);
         if (r.hs_ms > hs_max_ms)
             hs_max_ms = r.hs_ms;
         w_resumed += r.ok && r.resumed;
@@ -404,10 +413,10 @@ int main(int argc, char **argv)
         p50 = resumed_ms[nresumed_ms / 2];
         p99 = resumed_ms[(nresumed_ms * 99) / 100];
     }
-    printf("total resumed=%ld of=%ld failed=%ld max_ms=%.2f hs_max_ms=%.2f offered=%ld"
+    printf("total resumed=%ld of=%ld failed=%ld max_ms=%.2f hs_max_ms=%.2f slow=%ld offered=%ld"
            " resumed_of_offered=%ld elapsed_s=%.3f hs_per_s=%.1f mean_resumed_ms=%.3f"
            " p50_resumed_ms=%.3f p99_resumed_ms=%.3f mean_full_ms=%.3f\n",
-           resumed, n, failed, max_ms, hs_max_ms, offered, resumed_of_offered, elapsed,
+           resumed, n, failed, max_ms, hs_max_ms, slow, offered, resumed_of_offered, elapsed,
            elapsed > 0 ? (double)n / elapsed : 0.0, mean_resumed, p50, p99,
            nfull ? full_ms_sum / (double)nfull : 0.0);
     if (tail > 0) {
