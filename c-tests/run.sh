@@ -8,6 +8,9 @@
 # linked: -lsesscache -lssl -lcrypto) and run three ways: plain, plain with
 # LD_PRELOAD=$SESSCACHE_LIB ("preload") and linked.  The stdout of preload
 # and linked must be byte-identical to plain (and the exit status equal).
+# Each is preloaded once more with SESSCACHE_TEST_NO_MARKER_CTX=1 (removed
+# sessions marked not resumable on the application's ctx), also compared
+# with plain.
 # t_reenter only runs with the library (plain libssl deadlocks there) under
 # `timeout 60` and must print "done"; t_stress runs in all three modes and
 # must print "stress ok".
@@ -176,6 +179,27 @@ for p in "${PROGS[@]}"; do
         if [ "$ok" = 1 ]; then pass "$p $mode"; else fail "$p $mode"; fi
     done
 done
+
+# ---- the same programs preloaded once more, marking removed sessions on the
+# application's ctx (the path taken when the library could not make its
+# marker ctx): stdout must again equal plain libssl's ----
+if [ "$HAVE_LIB" = 1 ]; then
+    for p in "${PROGS[@]}"; do
+        is_special "$p" && continue
+        base="$BUILD/out/$p"
+        [ -f "$base.plain" ] || continue
+        RC=0
+        SESSCACHE_TEST_NO_MARKER_CTX=1 LD_PRELOAD="$LIB" timeout 600 "$BUILD/plain/$p" \
+            >"$base.nomarker" 2>"$base.nomarker.stderr" || RC=$?
+        if [ "$RC" = 0 ] && diff -u "$base.plain" "$base.nomarker" >"$base.nomarker.diff"; then
+            pass "$p preload, no marker ctx"
+        else
+            echo "--- $p preload, no marker ctx: exit $RC; output against plain libssl:"
+            head -n 100 "$base.nomarker.diff"
+            fail "$p preload, no marker ctx"
+        fi
+    done
+fi
 
 # ---- library-only programs: must finish, print "done", and print exactly
 # the reviewed output in c-tests/expected/ ----

@@ -803,6 +803,18 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
 /// application counting `SSL_CTX` ex_data frees sees one fewer.)
 static MARKER_CTX: AtomicPtr<SSL_CTX> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The probe's ctx when it is not the marker ctx: kept, not freed, so that
+/// the process's ctx count is the same either way.
+static UNUSED_PROBE_CTX: AtomicPtr<SSL_CTX> = AtomicPtr::new(std::ptr::null_mut());
+
+/// `SESSCACHE_TEST_NO_MARKER_CTX=1` makes the library mark removed sessions
+/// on the application's ctx, the path otherwise taken only when creating the
+/// marker ctx failed, so that `c-tests/run.sh` can compare that path with
+/// libssl too. For tests; it changes no result, only the cost of a removal.
+fn marker_ctx_wanted() -> bool {
+    std::env::var_os("SESSCACHE_TEST_NO_MARKER_CTX").is_none_or(|v| v.is_empty() || v == "0")
+}
+
 /// Whether libssl's internal calls reach our exports; probed once by
 /// creating a ctx with libssl's `SSL_CTX_new`, which calls `SSL_CTX_new_ex`
 /// internally (that ctx is then kept as the marker ctx).
@@ -816,8 +828,13 @@ pub fn internal_calls_reach_us() -> bool {
         unsafe {
             let probe = (real.ctx_new)(libssl::tls_method());
             PROBING.with(|p| p.set(false));
-            // Kept as the marker ctx (see `mark_not_resumable`).
-            MARKER_CTX.store(probe, Ordering::Release);
+            // Kept as the marker ctx (see `mark_not_resumable`), unless the
+            // tests ask for the path taken when there is none.
+            if marker_ctx_wanted() {
+                MARKER_CTX.store(probe, Ordering::Release);
+            } else {
+                UNUSED_PROBE_CTX.store(probe, Ordering::Release);
+            }
         }
         PROBING.with(|p| p.set(false));
         PROBE_REACHED.load(Ordering::Relaxed)
