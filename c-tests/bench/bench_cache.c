@@ -15,6 +15,17 @@
  *                              tickets does this): still N cached
  *   bench_cache churn_worst  N the slowest single removal + insert of that
  *                              churn (a shard table's rebuild runs inside one)
+ *   bench_cache api_floor  N   not a cache workload, and run without the
+ *                              library: the public-API calls that any cache
+ *                              living outside libssl must make per insert
+ *                              (SSL_SESSION_up_ref; the ID, time, timeout and
+ *                              protocol version getters) and per removal (ID
+ *                              and version getters, SSL_CTX_remove_session on
+ *                              an empty ctx to mark the session not
+ *                              resumable, SSL_SESSION_free), on the sessions
+ *                              and in the order of the insert and remove
+ *                              workloads. Prints insert_floor_ns=… and
+ *                              remove_floor_ns=…
  *
  * Prints one line: ns_per_op=<x> (per operation; for lookup with T threads,
  * wall time divided by all operations of all threads) or
@@ -115,7 +126,7 @@ int main(int argc, char **argv)
     SSL *ssl;
 
     if (n < 100 || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: %s insert|insert_full|insert_ooo|lookup|remove|flush|memory|memory_churn|churn_worst N [threads]\n", argv[0]);
+        fprintf(stderr, "usage: %s insert|insert_full|insert_ooo|lookup|remove|flush|memory|memory_churn|churn_worst|api_floor N [threads]\n", argv[0]);
         return 2;
     }
     ctx = SSL_CTX_new(TLS_server_method());
@@ -236,6 +247,44 @@ int main(int argc, char **argv)
             ops += m;
             remove_range(n, n + m);
         }
+    } else if (strcmp(w, "api_floor") == 0) {
+        long m = n / 10 < 100 ? 100 : n / 10;
+        if (m > extra)
+            m = extra;
+        long *order = shuffled(m, 42);
+        SSL_CTX *empty = SSL_CTX_new(TLS_server_method());
+        BENCH_CHECK(empty != NULL);
+        double removal = 0;
+        unsigned long sink = 0;
+        make_sessions(n, n + m);
+        for (long r = rounds_for(m, 200000); r > 0; r--) {
+            t0 = bench_now_ns();
+            for (long i = n; i < n + m; i++) {
+                unsigned int len;
+                BENCH_CHECK(SSL_SESSION_up_ref(sess[i]) == 1);
+                sink += SSL_SESSION_get_id(sess[i], &len)[0] + len;
+                sink += (unsigned long)(SSL_SESSION_get_time(sess[i]) + SSL_SESSION_get_timeout(sess[i]));
+                sink += (unsigned long)SSL_SESSION_get_protocol_version(sess[i]);
+            }
+            total += bench_now_ns() - t0;
+            t0 = bench_now_ns();
+            for (long i = 0; i < m; i++) {
+                SSL_SESSION *s = sess[n + order[i]];
+                unsigned int len;
+                sink += SSL_SESSION_get_id(s, &len)[0] + len;
+                sink += (unsigned long)SSL_SESSION_get_protocol_version(s);
+                sink += (unsigned long)SSL_CTX_remove_session(empty, s);
+                SSL_SESSION_free(s);
+            }
+            removal += bench_now_ns() - t0;
+            ops += m;
+        }
+        printf("sink=%lu\n", sink & 1);
+        printf("insert_floor_ns=%.2f\n", total / (double)ops);
+        printf("remove_floor_ns=%.2f\n", removal / (double)ops);
+        SSL_CTX_free(empty);
+        free(order);
+        return 0;
     } else if (strcmp(w, "remove") == 0) {
         /* rounds: m new sessions added (untimed), removed in random order */
         long m = n / 10 < 100 ? 100 : n / 10;

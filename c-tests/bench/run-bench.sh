@@ -102,13 +102,33 @@ fi
   for t in 1 2 1 2 1 2; do
     printf 'machine\t%s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" | tail -n 1)"
   done
+  # What the public API alone costs an insert and a removal (plain libssl,
+  # three runs per size): the floor under any cache outside libssl.
+  for n in "${sizes[@]}"; do
+    for r in 1 2 3; do
+      printf 'floor\t%s\t%s\n' "$n" "$("$out/bench_cache" api_floor "$n" | grep _floor_ns= | tr '\n' '\t')"
+    done
+  done
 } >> "$raw"
-# The wide yardstick next to each 2-thread lookup pair: what it measures
-# changes within minutes here.
-wide_yardstick() {
-  for t in 1 2; do
-    printf 'machine\twide %s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" 50000000 wide | tail -n 1)"
+# Next to each 2-thread lookup pair, the yardsticks of that size (what they
+# measure changes within minutes here): wide for every size, dram from 100k
+# sessions on, where lookups wait on memory and page walks.
+yardsticks() { # yardsticks SESSIONS
+  local kind t
+  for kind in wide dram; do
+    [[ $kind == dram && $1 -lt 100000 ]] && continue
+    for t in 1 2; do
+      printf 'machine\t%s %s@%s\t%s\n' "$kind" "${t}t" "$1" \
+        "$("$out/bench_scale" "$t" "$([[ $kind == wide ]] && echo 50000000 || echo 3000000)" "$kind" | tail -n 1)"
+    done
   done >> "$raw"
+}
+# And each 2-thread lookup pair also runs the 1-thread lookup on both sides,
+# so that the 2-thread scaling is a median of ratios taken within a minute.
+scale_pair() { # scale_pair SESSIONS PAIR A2 B2
+  local a1 b1
+  a1=$(run_one 0 bench_cache lookup "$1" 1); b1=$(run_one 1 bench_cache lookup "$1" 1)
+  printf 'scale\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$a1" "$3" "$b1" "$4" >> "$raw"
 }
 echo "sesscache A/B benchmark: $pairs pairs ($hs_pairs end to end) + 1 warm-up per workload; A = libssl, B = sesscache" >&2
 for w in "${workloads[@]}"; do
@@ -120,10 +140,11 @@ for w in "${workloads[@]}"; do
   n_pairs=$pairs
   [[ $name == hs* ]] && n_pairs=$hs_pairs
   for ((p = 1; p <= n_pairs; p++)); do
-    [[ $name == "lookup 2t"* ]] && wide_yardstick
+    [[ $name == "lookup 2t"* ]] && yardsticks "${name##* }"
     # shellcheck disable=SC2086
     a=$(run_one 0 $cmd); b=$(run_one 1 $cmd)
     printf '%s\t%s\t%s\t%s\n' "$name" "$p" "$a" "$b" >> "$raw"
+    [[ $name == "lookup 2t"* ]] && scale_pair "${name##* }" "$p" "$a" "$b"
   done
   echo "  done: $name" >&2
 done
@@ -133,12 +154,25 @@ import sys, statistics as st
 raw, md = sys.argv[1], sys.argv[2]
 rows, order, header = {}, [], []
 machine = {"1t": [], "2t": [], "wide 1t": [], "wide 2t": []}
+scale = {}   # sessions -> [(a1, a2, b1, b2)] ns per lookup, one per pair
+floors = {}  # sessions -> [{"insert_floor_ns": x, "remove_floor_ns": y}]
 for line in open(raw):
     if line.startswith("#"):
         header.append(line.strip("# \n")); continue
     if line.startswith("machine\t"):
         _, t, v = line.rstrip("\n").split("\t")
-        machine[t].append(float(v.split("=")[1])); continue
+        if "@" in t:   # "wide 1t@1000": also counted under "wide 1t"
+            machine.setdefault(t, []).append(float(v.split("=")[1]))
+            t = t.split("@")[0]
+        machine.setdefault(t, []).append(float(v.split("=")[1])); continue
+    if line.startswith("floor\t"):
+        f = line.rstrip("\n").rstrip("\t").split("\t")
+        floors.setdefault(f[1], []).append({k: float(v) for k, v in (x.split("=") for x in f[2:])})
+        continue
+    if line.startswith("scale\t"):
+        f = line.rstrip("\n").split("\t")
+        scale.setdefault(f[1], []).append(tuple(float(x.split("=")[1]) for x in f[3:7]))
+        continue
     name, _, a, b = line.rstrip("\n").split("\t")
     metric, av = a.split("="); _, bv = b.split("=")
     if name not in rows:
@@ -179,6 +213,38 @@ if machine["wide 1t"] and machine["wide 2t"]:
     w = [b / a for a, b in zip(machine["wide 1t"], machine["wide 2t"])]
     lines += [f"Wide yardstick (bench_scale wide, next to each 2-thread lookup pair): "
               f"median {st.median(w):.2f}x one thread, range {min(w):.2f}x-{max(w):.2f}x over {len(w)} samples."]
+def ratio_cell(v):
+    return f"{st.median(v):.2f}x ({min(v):.2f}-{max(v):.2f})" if v else "-"
+def yard(kind, n):
+    one, two = machine.get(f"{kind} 1t@{n}", []), machine.get(f"{kind} 2t@{n}", [])
+    return ratio_cell([b / a for a, b in zip(one, two)])
+if scale:
+    lines += ["", "2-thread lookup scaling per pair (1-thread ns / 2-thread ns, both runs within the same minute; "
+              "median of the pairs, range) next to the yardsticks of that size (2-thread / 1-thread ops):", "",
+              "| sessions | libssl | sesscache | wide yardstick | dram yardstick |",
+              "| ---: | ---: | ---: | ---: | ---: |"]
+    for n in sorted(scale, key=int):
+        s = scale[n]
+        lines.append(f"| {n} | {ratio_cell([a1 / a2 for a1, a2, _, _ in s])} | "
+                     f"{ratio_cell([b1 / b2 for _, _, b1, b2 in s])} | {yard('wide', n)} | {yard('dram', n)} |")
+if floors:
+    lines += ["", "The public-API floor (`bench_cache api_floor`, plain libssl, median of 3 runs): what any cache "
+              "outside libssl must call per insert (up_ref, 4 getters) and per removal (2 getters, "
+              "SSL_CTX_remove_session on an empty ctx to mark the session not resumable, free), "
+              "against the target's budget (target ratio x libssl's median in this run):", "",
+              "| sessions | insert floor ns | insert budget (0.6 x libssl) ns | left for the cache ns | "
+              "remove floor ns | remove budget (0.7 x libssl) ns | left for the cache ns |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for n in sorted(floors, key=int):
+        fi = st.median(x["insert_floor_ns"] for x in floors[n])
+        fr = st.median(x["remove_floor_ns"] for x in floors[n])
+        def budget(name, k):
+            if name not in rows: return None
+            return k * st.median(p[0] for p in rows[name][1])
+        bi, br = budget(f"insert {n}", 0.6), budget(f"remove {n}", 0.7)
+        c = lambda v: "-" if v is None else f"{v:.1f}"
+        lines.append(f"| {n} | {fi:.1f} | {c(bi)} | {c(None if bi is None else bi - fi)} | "
+                     f"{fr:.1f} | {c(br)} | {c(None if br is None else br - fr)} |")
 text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
 open(md, "w").write(text)
 print(text)
