@@ -962,12 +962,15 @@ impl<S: CachedSession> SessionCache<S> {
         S: Clone,
     {
         let hash = self.hash(key);
+        // One row for the shard's reader count and the statistics.
+        let row = this_threads_row();
         let found = self
-            .read_shard(hash)
+            .shards
+            .read_in_row(Self::shard_index(hash), row)
             .table
             .find(hash, |e| e.matches(&key.as_key_ref()))
             .map(|e| e.session.clone());
-        let counters = &self.counters[this_threads_row()];
+        let counters = &self.counters[row];
         let counter = if found.is_some() {
             &counters.hits
         } else {

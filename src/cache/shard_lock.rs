@@ -119,7 +119,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
     /// [`ShardLocks::read`], counting in reader row `row` (panics if
     /// `row >= READER_ROWS`): any row is correct, the thread's own is fast.
     #[inline]
-    fn read_in_row(&self, index: usize, row: usize) -> ReadGuard<'_, T> {
+    pub fn read_in_row(&self, index: usize, row: usize) -> ReadGuard<'_, T> {
         let shard = &self.shards[index];
         let count = &self.rows[row].readers[index];
         // Count first, then look for a writer; the writer raises its flag
