@@ -22,8 +22,15 @@
 # is what the timed pairs cannot resolve; the timed pairs remain the
 # measure of speed.
 #
-# Usage: c-tests/bench/run-instr.sh        (all 18 workloads, ~6 min)
+# Each count is the median of INSTR_RUNS runs (default 3): in some runs of
+# the same binary glibc's free() merges its free lists (malloc_consolidate),
+# about 2 M instructions more in one run than in the next, depending on
+# where earlier blocks landed; one such run in the H or the 3H count moved
+# a row by up to 1.5 %. The median of three drops a lone one.
+#
+# Usage: c-tests/bench/run-instr.sh        (all 18 workloads, ~18 min)
 #        BENCH_QUICK=1 c-tests/bench/run-instr.sh   (1 thread only)
+#        INSTR_RUNS=1 c-tests/bench/run-instr.sh    (one run per count, ~6 min)
 # Writes target/bench/instr.md and prints it.
 set -euo pipefail
 
@@ -33,6 +40,7 @@ lib=${SESSCACHE_LIB:-$root/target/release/libsesscache.so}
 out=$root/target/bench
 prog=$out/bench_hs
 quick=${BENCH_QUICK:-0}
+runs=${INSTR_RUNS:-3}
 
 command -v valgrind > /dev/null || { echo "run-instr: valgrind not found" >&2; exit 2; }
 [[ -f $lib ]] || { echo "run-instr: $lib not found (run 'make build')" >&2; exit 2; }
@@ -44,7 +52,7 @@ threads=(1 2)
 [[ $quick == 1 ]] && threads=(1)
 
 # Total instructions of one run: callgrind prints "Collected : N".
-count() { # preload(0/1) kind cache threads handshakes
+count_once() { # preload(0/1) kind cache threads handshakes
   local pre=$1 kind=$2 cache=$3 t=$4 hs=$5 env=()
   [[ $pre == 1 ]] && env=(env "LD_PRELOAD=$lib")
   local log
@@ -55,6 +63,12 @@ count() { # preload(0/1) kind cache threads handshakes
     exit 1
   }
   echo "$log" | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+# The median of $runs runs.
+count() { # preload(0/1) kind cache threads handshakes
+  local r all=()
+  for ((r = 0; r < runs; r++)); do all+=("$(count_once "$@")"); done
+  printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p"
 }
 
 rows=()
