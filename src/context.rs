@@ -824,19 +824,16 @@ pub fn internal_calls_reach_us() -> bool {
             return false;
         };
         PROBING.with(|p| p.set(true));
-        // SAFETY: plain ctx creation and release through libssl.
-        unsafe {
-            let probe = (real.ctx_new)(libssl::tls_method());
-            PROBING.with(|p| p.set(false));
-            // Kept as the marker ctx (see `mark_not_resumable`), unless the
-            // tests ask for the path taken when there is none.
-            if marker_ctx_wanted() {
-                MARKER_CTX.store(probe, Ordering::Release);
-            } else {
-                UNUSED_PROBE_CTX.store(probe, Ordering::Release);
-            }
-        }
+        // SAFETY: plain ctx creation through libssl.
+        let probe = unsafe { (real.ctx_new)(libssl::tls_method()) };
         PROBING.with(|p| p.set(false));
+        // Kept as the marker ctx (see `mark_not_resumable`), unless the tests
+        // ask for the path taken when there is none.
+        if marker_ctx_wanted() {
+            MARKER_CTX.store(probe, Ordering::Release);
+        } else {
+            UNUSED_PROBE_CTX.store(probe, Ordering::Release);
+        }
         PROBE_REACHED.load(Ordering::Relaxed)
     })
 }
