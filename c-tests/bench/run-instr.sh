@@ -22,11 +22,14 @@
 # is what the timed pairs cannot resolve; the timed pairs remain the
 # measure of speed.
 #
-# Each count is the median of INSTR_RUNS runs (default 3): in some runs of
-# the same binary glibc's free() merges its free lists (malloc_consolidate),
-# about 2 M instructions more in one run than in the next, depending on
-# where earlier blocks landed; one such run in the H or the 3H count moved
-# a row by up to 1.5 %. The median of three drops a lone one.
+# glibc's allocator runs without fast bins here (GLIBC_TUNABLES=
+# glibc.malloc.mxfast=0, for A and B alike): with them, some runs of the
+# same binary spent about 2 M instructions more in free() merging them
+# (malloc_consolidate), depending on where earlier blocks landed, and one
+# such run in the H or the 3H count moved a row by up to 1.5 %. Without
+# them four runs of one workload differed by 0.18 M instead of 2.1 M.
+# INSTR_MALLOC=default keeps glibc's default. Each count is also the median
+# of INSTR_RUNS runs (default 3).
 #
 # Usage: c-tests/bench/run-instr.sh        (all 18 workloads, ~18 min)
 #        BENCH_QUICK=1 c-tests/bench/run-instr.sh   (1 thread only)
@@ -41,6 +44,8 @@ out=$root/target/bench
 prog=$out/bench_hs
 quick=${BENCH_QUICK:-0}
 runs=${INSTR_RUNS:-3}
+malloc_env=(GLIBC_TUNABLES=glibc.malloc.mxfast=0)
+[[ ${INSTR_MALLOC:-} == default ]] && malloc_env=()
 
 command -v valgrind > /dev/null || { echo "run-instr: valgrind not found" >&2; exit 2; }
 [[ -f $lib ]] || { echo "run-instr: $lib not found (run 'make build')" >&2; exit 2; }
@@ -53,8 +58,8 @@ threads=(1 2)
 
 # Total instructions of one run: callgrind prints "Collected : N".
 count_once() { # preload(0/1) kind cache threads handshakes
-  local pre=$1 kind=$2 cache=$3 t=$4 hs=$5 env=()
-  [[ $pre == 1 ]] && env=(env "LD_PRELOAD=$lib")
+  local pre=$1 kind=$2 cache=$3 t=$4 hs=$5 env=(env "${malloc_env[@]}")
+  [[ $pre == 1 ]] && env+=("LD_PRELOAD=$lib")
   local log
   log=$("${env[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
     "$prog" "$kind" "$cache" "$t" 20000 "$hs" 2>&1 > /dev/null) || {
