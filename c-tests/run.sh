@@ -108,7 +108,9 @@ for p in "${PROGS[@]}"; do
     fi
 done
 
-# run MODE PROG OUTFILE [timeout]: sets RC. Valgrind wraps preload runs.
+# run MODE PROG OUTFILE [timeout]: sets RC. MODE: plain, preload, nomarker
+# (preloaded with SESSCACHE_TEST_NO_MARKER_CTX=1), linked. Valgrind wraps
+# preload runs.
 run() {
     local mode="$1" p="$2" out="$3" tmo="${4:-600}"
     local -a cmd=(timeout "$tmo")
@@ -116,6 +118,7 @@ run() {
     local bin="$BUILD/plain/$p"
     case "$mode" in
     preload) envs=(LD_PRELOAD="$LIB") ;;
+    nomarker) envs=(SESSCACHE_TEST_NO_MARKER_CTX=1 LD_PRELOAD="$LIB") ;;
     linked) bin="$BUILD/linked/$p" ;;
     esac
     if [ "$mode" = preload ] && [ "$VALGRIND" = 1 ]; then
@@ -188,9 +191,7 @@ if [ "$HAVE_LIB" = 1 ]; then
         is_special "$p" && continue
         base="$BUILD/out/$p"
         [ -f "$base.plain" ] || continue
-        RC=0
-        SESSCACHE_TEST_NO_MARKER_CTX=1 LD_PRELOAD="$LIB" timeout 600 "$BUILD/plain/$p" \
-            >"$base.nomarker" 2>"$base.nomarker.stderr" || RC=$?
+        run nomarker "$p" "$base.nomarker"
         if [ "$RC" = 0 ] && diff -u "$base.plain" "$base.nomarker" >"$base.nomarker.diff"; then
             pass "$p preload, no marker ctx"
         else

@@ -605,9 +605,9 @@ impl Order {
             self.tail = Link(handle);
         } else {
             node.prev = Node::IN_HEAP;
+            // `sift_up` records the heap index in `next`.
             let at = self.heap.len();
             self.heap.push(handle);
-            self.node_mut(handle).next = Link(at as u32);
             self.sift_up(at);
         }
     }

@@ -37,6 +37,7 @@
  */
 #include "bench.h"
 
+#include <limits.h>
 #include <pthread.h>
 
 #define BASE_TIME 1000000000L /* far from "now": nothing expires by itself */
@@ -83,6 +84,14 @@ static long *shuffled(long n, uint64_t seed)
 }
 
 /* Rounds of m operations, about `target` operations in all. */
+/* Sessions per round of a workload on a cache of n: a tenth (at least
+ * 100), at most `most`. */
+static long round_size(long n, long most)
+{
+    long m = n / 10 < 100 ? 100 : n / 10;
+    return m > most ? most : m;
+}
+
 static long rounds_for(long m, long target)
 {
     long r = target / m;
@@ -193,9 +202,7 @@ int main(int argc, char **argv)
     if (strcmp(w, "insert") == 0) {
         /* rounds: m sessions newer than all cached are added (timed), then
          * removed (untimed), so the cache holds n to n + m sessions. */
-        long m = n / 10 < 100 ? 100 : n / 10;
-        if (m > extra)
-            m = extra;
+        long m = round_size(n, extra);
         make_sessions(n, n + m);
         for (long r = rounds_for(m, 200000); r > 0; r--) {
             t0 = bench_now_ns();
@@ -212,9 +219,7 @@ int main(int argc, char **argv)
          * never added, later the ones evicted the round before) times
          * newer than every cached one (untimed), then adds them (timed),
          * each evicting the oldest cached. */
-        long m = n / 10 < 100 ? 100 : n / 10;
-        if (m > extra)
-            m = extra;
+        long m = round_size(n, extra);
         long ring = n + m;
         long newest = ring - 1; /* sess[i] was made with time BASE_TIME + i */
         long first = 0;         /* sess[first] is the oldest cached */
@@ -248,9 +253,7 @@ int main(int argc, char **argv)
             remove_range(n, n + m);
         }
     } else if (strcmp(w, "api_floor") == 0) {
-        long m = n / 10 < 100 ? 100 : n / 10;
-        if (m > extra)
-            m = extra;
+        long m = round_size(n, extra);
         long *order = shuffled(m, 42);
         SSL_CTX *empty = SSL_CTX_new(TLS_server_method());
         BENCH_CHECK(empty != NULL);
@@ -287,9 +290,7 @@ int main(int argc, char **argv)
         return 0;
     } else if (strcmp(w, "remove") == 0) {
         /* rounds: m new sessions added (untimed), removed in random order */
-        long m = n / 10 < 100 ? 100 : n / 10;
-        if (m > extra)
-            m = extra;
+        long m = round_size(n, extra);
         long *order = shuffled(m, 42);
         make_sessions(n, n + m);
         for (long r = rounds_for(m, 200000); r > 0; r--) {
@@ -304,7 +305,7 @@ int main(int argc, char **argv)
     } else if (strcmp(w, "flush") == 0) {
         /* rounds: the m oldest sessions expire and are flushed (timed),
          * then put back as the newest (untimed): the size stays n. */
-        long m = n / 10 < 100 ? 100 : n / 10;
+        long m = round_size(n, LONG_MAX);
         long oldest = 0; /* index of the oldest cached session */
         for (long r = rounds_for(m, 200000); r > 0; r--) {
             /* expired: BASE_TIME + i + TIMEOUT < t for i < oldest + m */
