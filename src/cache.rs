@@ -1261,6 +1261,45 @@ mod tests {
     }
 
     #[test]
+    fn a_version_change_that_makes_two_cached_sessions_share_a_key_loses_nothing() {
+        // The application gives a cached session the version (and so the
+        // key) of another cached one. libssl's table then holds both under
+        // one key and corrupts itself on a later removal (README, "libssl's
+        // behaviour is an accident"); here every entry keeps its reference
+        // and leaves exactly once, whatever the table finds first.
+        for reads_first in [false, true] {
+            let cache = SessionCache::new(0);
+            let (a, b) = (sess("a"), sess("b"));
+            let id = [9u8; 32];
+            let v12 = SessionKey::new(0x0303, &id).unwrap();
+            let v13 = SessionKey::new(0x0304, &id).unwrap();
+            put(&cache, v12, a.clone(), at(10));
+            put(&cache, v13, b.clone(), at(20));
+            *a.0.1.lock().unwrap() = Some(v13);
+            assert!(cache.version_changed_where(&v13, |s| s.is_same(&a)));
+            assert_eq!(cache.len(), 2);
+            assert!(cache.contains(&v13) && !cache.contains(&v12));
+            if reads_first {
+                // A re-add of either: it repositions itself or replaces the
+                // other (then cached a second time).
+                let out = cache.insert(v13, a.clone(), at(30));
+                drop(out);
+                let out = cache.insert(v13, b.clone(), at(40));
+                drop(out);
+            }
+            let mut left = cache.len();
+            while let Some(s) = cache.remove(&v13) {
+                drop(s);
+                left -= 1;
+            }
+            assert_eq!(left, 0, "every entry removable by the shared key");
+            assert!(cache.take_all().is_empty());
+            assert_eq!(Arc::strong_count(&a.0), 1, "no reference of a kept");
+            assert_eq!(Arc::strong_count(&b.0), 1, "no reference of b kept");
+        }
+    }
+
+    #[test]
     fn versions_that_do_not_fit_the_entry_are_read_from_the_session() {
         // TLS_ANY_VERSION (0x10000), negative values, 0xffff itself and
         // empty IDs: the entry does not keep the version, so a change made
