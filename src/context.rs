@@ -2,11 +2,13 @@
 //! core cache.
 //!
 //! How the take-over works: every `SSL_CTX` gets a [`CtxState`] in its
-//! ex_data. On the real ctx we set `SSL_SESS_CACHE_NO_INTERNAL` (so libssl's
-//! own cache stays empty) and install our three hooks as libssl's external
-//! cache callbacks. libssl then asks our get hook on every server lookup,
-//! tells our new hook about every session it would have cached, and tells
-//! our remove hook about every removal it performs itself. The hooks alone
+//! ex_data. On the real ctx we set `SSL_SESS_CACHE_NO_INTERNAL_STORE` (so
+//! libssl's own table stays empty but for the rare sessions parked there,
+//! see [`CtxState::park`]) and install our three hooks as libssl's external
+//! cache callbacks. libssl then asks our get hook on every server lookup
+//! that its own table misses, tells our new hook about every session it
+//! would have cached, and tells our remove hook about every removal it
+//! performs itself. The hooks alone
 //! carry the semantics, which matters with a libssl linked `-Bsymbolic`
 //! (upstream's default) whose internal calls never reach our exported
 //! functions; with Debian's libssl, internal calls such as
@@ -36,8 +38,6 @@ pub const SESS_CACHE_SERVER: u32 = 0x0002;
 pub const SESS_CACHE_NO_AUTO_CLEAR: u32 = 0x0080;
 pub const SESS_CACHE_NO_INTERNAL_LOOKUP: u32 = 0x0100;
 pub const SESS_CACHE_NO_INTERNAL_STORE: u32 = 0x0200;
-pub const SESS_CACHE_NO_INTERNAL: u32 =
-    SESS_CACHE_NO_INTERNAL_LOOKUP | SESS_CACHE_NO_INTERNAL_STORE;
 pub const SESS_CACHE_UPDATE_TIME: u32 = 0x0400;
 
 pub const CTRL_SESS_NUMBER: c_int = 20;
@@ -52,10 +52,15 @@ pub const CTRL_SET_SESS_CACHE_MODE: c_int = 44;
 pub const CTRL_GET_SESS_CACHE_MODE: c_int = 45;
 
 thread_local! {
-    /// Set while we call libssl's `SSL_CTX_remove_session` only to mark a
-    /// session not resumable (the public API has no other way); our remove
-    /// hook ignores the call it causes.
+    /// Set while we call libssl's `SSL_CTX_remove_session` on an
+    /// application's ctx ourselves: to mark a session not resumable (the
+    /// public API has no other way), or to take a parked session (see
+    /// [`park`]) out of libssl's table. Our remove hook ignores the call it
+    /// causes.
     static MARKING_NOT_RESUMABLE: Cell<bool> = const { Cell::new(false) };
+    /// Set while libssl's own `SSL_CTX_add_session` parks a session: its
+    /// size check must see its own table, not our cache.
+    static PARKING: Cell<bool> = const { Cell::new(false) };
     /// Set while the start-up probe runs libssl's `SSL_CTX_new`.
     static PROBING: Cell<bool> = const { Cell::new(false) };
 }
@@ -123,12 +128,21 @@ pub struct CtxState {
     new_cb: CallbackSlot,
     remove_cb: CallbackSlot,
     get_cb: CallbackSlot,
-    /// The cache mode the application set (libssl holds it `| NO_INTERNAL`).
+    /// The cache mode the application set (libssl holds it
+    /// `| NO_INTERNAL_STORE`, see [`mode_for_libssl`]).
     mode: AtomicU32,
     /// The ctx's session-ID context, as last set through our export; the
     /// shared store binds sealed sessions to it.
     sid_ctx: std::sync::Mutex<Vec<u8>>,
     pub cache: SessionCache<SessionRef>,
+    /// Sessions put into libssl's own table (see [`CtxState::park`]), or
+    /// more: never fewer, so that while it is 0 nothing leaving our cache
+    /// needs a look at libssl's table.
+    parked: AtomicUsize,
+    /// Held while a marked session joins our cache and libssl's table, and
+    /// while one that left our cache leaves libssl's: a removal that found
+    /// the session in our cache waits until its parking is complete.
+    park_lock: Mutex<()>,
 }
 
 impl CtxState {
@@ -189,6 +203,15 @@ impl CtxState {
                 unsafe { (real.session_set_time)(sess.as_ptr(), libssl::now() as c_long) };
             }
         }
+        // A session marked not resumable is parked as well; the lock keeps
+        // a removal from seeing it in our cache before it is in libssl's
+        // table (sessions libssl hands us are never marked).
+        let marked = !sess.not_resumable_flag_clear();
+        let parking = marked.then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        if marked {
+            // Before the session is in our cache, where a removal may see it.
+            self.parked.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: `sess` is live (the caller holds it).
         let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
             return false;
@@ -207,6 +230,16 @@ impl CtxState {
             }
             log_session(Event::Add, ctx, sess.as_ptr());
         }
+        if let Some(replaced) = &outcome.released {
+            if replaced.as_ptr() != sess.as_ptr() {
+                // Out of libssl's table first: it has the same key.
+                self.unpark_locked(ctx, replaced.as_ptr(), parking.is_some());
+            }
+        }
+        if parking.is_some() {
+            self.park(ctx, sess.as_ptr());
+        }
+        drop(parking);
         drop(outcome.released);
         for victim in evicted {
             // libssl frees each evicted session right after its callback.
@@ -225,6 +258,9 @@ impl CtxState {
         else {
             return 0;
         };
+        if let Some(cached) = &removed {
+            self.unpark(ctx, cached.as_ptr());
+        }
         // libssl reports the session it was asked about, even when the cache
         // held a different one under that key, and frees after the callback.
         self.notify_removed(ctx, sess.as_ptr(), Event::Remove);
@@ -274,10 +310,64 @@ impl CtxState {
         if matches!(event, Event::Remove | Event::Expire) {
             self.forget_in_store(sess);
         }
+        self.unpark(ctx, sess);
         mark_not_resumable(ctx, sess);
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with a live ctx and session.
             unsafe { cb(ctx, sess) };
+        }
+    }
+
+    /// A session marked not resumable joins our cache (the application
+    /// added a removed or evicted session back, or one its own callback
+    /// marked): it goes into libssl's own table of `ctx` as well, "parked"
+    /// there. Called with `park_lock` held.
+    ///
+    /// Why: libssl's internal lookup does not look at the mark, so plain
+    /// libssl resumes such a session from its cache (or, expired, counts a
+    /// timeout and, in TLS 1.2, removes it), while a session reaching libssl
+    /// through the get callback, as our hits do, is dropped when marked.
+    /// With the session in libssl's table, libssl's internal lookup (left
+    /// on for this, see [`mode_for_libssl`]) finds it first and goes on
+    /// exactly as without us. The table holds nothing else, so every other
+    /// lookup misses it and reaches our get hook.
+    fn park(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+        let Some(real) = libssl::real() else { return };
+        PARKING.with(|p| p.set(true));
+        // SAFETY: live ctx and session; libssl's add takes its own reference
+        // and lock, runs no callback (its table has no size limit, see
+        // `attach`, and its size check reaches libssl's own counts while
+        // `PARKING` is set) and, with `UPDATE_TIME` kept from it, changes
+        // nothing in the session. It releases no reference: the only
+        // session it could replace, one parked under the same key, left its
+        // table just before (`add_session`).
+        unsafe { (real.ctx_add_session)(ctx, sess) };
+        PARKING.with(|p| p.set(false));
+    }
+
+    /// `sess` left our cache: if it was parked, it leaves libssl's table.
+    fn unpark(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+        self.unpark_locked(ctx, sess, false)
+    }
+
+    /// [`CtxState::unpark`]; `locked`: the caller holds `park_lock`.
+    fn unpark_locked(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, locked: bool) {
+        // After the session left our cache: had it been found there while
+        // being parked, the count is raised already (see `add_session`).
+        if self.parked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let _parking = (!locked).then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        // SAFETY: callers pass a session they hold.
+        let marked =
+            unsafe { Session::from_ptr(sess) }.is_some_and(|s| !s.not_resumable_flag_clear());
+        if let (true, Some(real)) = (marked, libssl::real()) {
+            if remove_on_app_ctx(real, ctx, sess) == 1 {
+                // Saturating: the count may be low only by this one.
+                let _ = self
+                    .parked
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
         }
     }
 
@@ -438,8 +528,9 @@ impl CtxState {
             CTRL_SET_SESS_CACHE_MODE => {
                 let mode = larg as u32;
                 let previous = self.mode.swap(mode, Ordering::Relaxed);
-                // SAFETY: live ctx; libssl keeps NO_INTERNAL so its own
-                // cache stays unused whatever the application asks.
+                // SAFETY: live ctx; libssl keeps NO_INTERNAL_STORE so its
+                // own table holds parked sessions only, whatever the
+                // application asks.
                 unsafe {
                     (real.ctx_ctrl)(
                         ctx,
@@ -455,8 +546,9 @@ impl CtxState {
             // libssl counts our internal hits as callback hits, since they
             // reach it through our get hook.
             CTRL_SESS_CB_HIT => real_stat().saturating_sub(stats.hits as c_long).max(0),
-            // libssl counts client-side misses itself; server lookups are ours.
-            CTRL_SESS_MISSES => real_stat().saturating_add(stats.misses as c_long),
+            // libssl counts a miss for every lookup that does not find a
+            // parked session, our hits included: those were not misses.
+            CTRL_SESS_MISSES => real_stat().saturating_sub(stats.hits as c_long).max(0),
             CTRL_SESS_CACHE_FULL => stats.evictions as c_long,
             _ => return None,
         })
@@ -499,18 +591,22 @@ fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut 
     }
 }
 
-/// The cache mode libssl itself holds for a ctx: its own store and lookup
-/// off; `UPDATE_TIME` is applied by us (libssl's own add must not apply it a
-/// second time).
+/// The cache mode libssl itself holds for a ctx: its own store off;
+/// `UPDATE_TIME` is applied by us (libssl's own add must not apply it a
+/// second time). Its internal lookup stays as the application set it: the
+/// table it looks in holds only parked sessions (see [`CtxState::park`]), and a miss
+/// there goes on to our get hook.
 fn mode_for_libssl(app_mode: u32) -> c_long {
-    c_long::from((app_mode & !SESS_CACHE_UPDATE_TIME) | SESS_CACHE_NO_INTERNAL)
+    c_long::from((app_mode & !SESS_CACHE_UPDATE_TIME) | SESS_CACHE_NO_INTERNAL_STORE)
 }
 
 /// Marks `sess` not resumable by letting libssl's own
 /// `SSL_CTX_remove_session` do it (the public API has no other way). On the
 /// marker ctx, whose table is empty and which has no callbacks, that is all
-/// it does. Without one (its creation failed), on `ctx`, whose table is
-/// empty too, but whose remove hook is ours: the hook ignores that call.
+/// it does. Without one (its creation failed), on `ctx`, whose table holds
+/// parked sessions only (one under this key has left it already, see
+/// `CtxState::unpark`), but whose remove hook is ours: the hook ignores
+/// that call.
 fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     let Some(real) = libssl::real() else { return };
     let marker = MARKER_CTX.load(Ordering::Acquire);
@@ -519,11 +615,24 @@ fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         unsafe { (real.ctx_remove_session)(marker, sess) };
         return;
     }
+    remove_on_app_ctx(real, ctx, sess);
+}
+
+/// libssl's own `SSL_CTX_remove_session` on an application's ctx, whose
+/// table holds parked sessions only: marks `sess` not resumable and takes
+/// whatever session libssl's table has under its key out of it (returns 1
+/// if there was one). Our remove hook ignores the call.
+fn remove_on_app_ctx(real: &libssl::Real, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int {
     MARKING_NOT_RESUMABLE.with(|m| m.set(true));
     // SAFETY: live ctx and session; the real function takes its own lock,
     // none of ours is held.
-    unsafe { (real.ctx_remove_session)(ctx, sess) };
+    let removed = unsafe { (real.ctx_remove_session)(ctx, sess) };
     MARKING_NOT_RESUMABLE.with(|m| m.set(false));
+    removed
+}
+
+pub fn parking() -> bool {
+    PARKING.with(|p| p.get())
 }
 
 pub fn marking_not_resumable() -> bool {
@@ -768,6 +877,8 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         mode: AtomicU32::new(mode as u32),
         sid_ctx: std::sync::Mutex::new(Vec::new()),
         cache: SessionCache::new(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
+        parked: AtomicUsize::new(0),
+        park_lock: Mutex::new(()),
     });
     let raw = Arc::into_raw(Arc::clone(&state));
     // SAFETY: live ctx; the pointer is released by `free_ctx_state`.
@@ -791,6 +902,8 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
             mode_for_libssl(mode as u32),
             std::ptr::null_mut(),
         );
+        // Parked sessions only: libssl must never evict one by itself.
+        (real.ctx_ctrl)(ctx, CTRL_SET_SESS_CACHE_SIZE, 0, std::ptr::null_mut());
     }
 }
 

@@ -179,7 +179,9 @@ pub unsafe extern "C" fn SSL_CTX_ctrl(
     parg: *mut c_void,
 ) -> c_long {
     let ours = boundary(None, || {
-        if !is_cache_command(cmd) {
+        // libssl's own add, parking a session, asks its own table's size
+        // and count (see `context::park`).
+        if !is_cache_command(cmd) || context::parking() {
             return None;
         }
         // SAFETY: live ctx or NULL (NULL is libssl's to answer).
