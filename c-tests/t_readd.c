@@ -5,7 +5,8 @@
  * a client offering it resumes (TLS 1.2 by session ID, TLS 1.3 by stateful
  * ticket); expired, it counts a timeout and, in TLS 1.2, is removed. Then:
  * such a session evicted, flushed, removed, replaced by a fresh session of
- * the same key, re-added twice, and left in the cache at SSL_CTX_free.
+ * the same key, re-added twice. (Left in the cache at SSL_CTX_free:
+ * t_readd_free.c; each server here is flushed before it is freed.)
  * (sesscache parks such sessions in libssl's own table: this program is
  * what keeps that honest.)
  */
@@ -74,6 +75,14 @@ static SSL_SESSION *first_handshake(SSL_CTX *sctx, SSL_CTX *cctx)
     return r.client_sess;
 }
 
+/* The cache emptied through SSL_CTX_flush_sessions, then the ctx freed. */
+static void free_server(SSL_CTX *sctx)
+{
+    printf("flush all, SSL_CTX_free\n");
+    SSL_CTX_flush_sessions(sctx, 0);
+    SSL_CTX_free(sctx);
+}
+
 static SSL_CTX *server(int version)
 {
     SSL_CTX *sctx = new_server_ctx(version, version);
@@ -105,8 +114,7 @@ static void test_resumes(int version, SSL_CTX *cctx, int expire)
     /* once more: still there (TLS 1.2, not expired) or gone */
     offer(sctx, cctx, client);
     SSL_SESSION_free(client);
-    printf("SSL_CTX_free\n");
-    SSL_CTX_free(sctx);
+    free_server(sctx);
     store_clear();
 }
 
@@ -138,10 +146,9 @@ static void test_leaves(int version, SSL_CTX *cctx)
     add(sctx, s2);
     rem(sctx, s1);
     offer(sctx, cctx, c1);
-    printf("SSL_CTX_free with s2 cached\n");
     SSL_SESSION_free(c1);
     SSL_SESSION_free(c2);
-    SSL_CTX_free(sctx);
+    free_server(sctx);
     store_clear();
 }
 
@@ -173,8 +180,7 @@ static void test_replaced(SSL_CTX *cctx)
     offer(sctx, cctx, client);
     SSL_SESSION_free(copy);
     SSL_SESSION_free(client);
-    printf("SSL_CTX_free\n");
-    SSL_CTX_free(sctx);
+    free_server(sctx);
     store_clear();
 }
 

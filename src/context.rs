@@ -55,8 +55,8 @@ thread_local! {
     /// Set while we call libssl's `SSL_CTX_remove_session` on an
     /// application's ctx ourselves: to mark a session not resumable (the
     /// public API has no other way), or to take a parked session (see
-    /// [`park`]) out of libssl's table. Our remove hook ignores the call it
-    /// causes.
+    /// [`CtxState::park`]) out of libssl's table. Our remove hook ignores
+    /// the call it causes.
     static MARKING_NOT_RESUMABLE: Cell<bool> = const { Cell::new(false) };
     /// Set while libssl's own `SSL_CTX_add_session` parks a session: its
     /// size check must see its own table, not our cache.
@@ -135,9 +135,10 @@ pub struct CtxState {
     /// shared store binds sealed sessions to it.
     sid_ctx: std::sync::Mutex<Vec<u8>>,
     pub cache: SessionCache<SessionRef>,
-    /// Sessions put into libssl's own table (see [`CtxState::park`]), or
-    /// more: never fewer, so that while it is 0 nothing leaving our cache
-    /// needs a look at libssl's table.
+    /// Never below the number of sessions parked in libssl's own table
+    /// (see [`CtxState::park`]): raised before each parking, lowered only
+    /// when libssl's table gives one up to us. While it is 0, nothing that
+    /// leaves our cache needs a look at libssl's table.
     parked: AtomicUsize,
     /// Held while a marked session joins our cache and libssl's table, and
     /// while one that left our cache leaves libssl's: a removal that found
@@ -268,7 +269,8 @@ impl CtxState {
     }
 
     /// libssl removed `sess` itself (an internal call that did not reach our
-    /// export) and already marked it not resumable.
+    /// export, perhaps of a session parked in its table) and already marked
+    /// it not resumable.
     pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
         log_session(Event::Remove, ctx, sess.as_ptr());
@@ -363,7 +365,8 @@ impl CtxState {
             unsafe { Session::from_ptr(sess) }.is_some_and(|s| !s.not_resumable_flag_clear());
         if let (true, Some(real)) = (marked, libssl::real()) {
             if remove_on_app_ctx(real, ctx, sess) == 1 {
-                // Saturating: the count may be low only by this one.
+                // One parked session fewer (it cannot go below 0: every
+                // parking raised it first).
                 let _ = self
                     .parked
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
