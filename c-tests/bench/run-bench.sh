@@ -9,6 +9,7 @@
 #   c-tests/bench/run-bench.sh            full run (about 25 minutes on 2 cores)
 #   BENCH_QUICK=1 c-tests/bench/run-bench.sh   sanity run (fewer sizes/pairs)
 #   BENCH_PAIRS=7 BENCH_ONLY=lookup ...   more pairs / only workloads matching
+#   BENCH_SKIP="hs " ...                  leave out workloads matching
 #   BENCH_HS_PAIRS=15 ...                 pairs for the end-to-end workloads (default 31)
 #   c-tests/bench/run-bench.sh --report   only summarise target/bench/raw.tsv
 #
@@ -23,6 +24,7 @@ out=$root/target/bench
 cc=${CC:-cc}
 quick=${BENCH_QUICK:-0}
 only=${BENCH_ONLY:-}
+skip=${BENCH_SKIP:-}
 
 [[ -f $lib ]] || { echo "run-bench: $lib not found (run 'make build')" >&2; exit 2; }
 mkdir -p "$out"
@@ -135,6 +137,7 @@ for w in "${workloads[@]}"; do
   [[ $skip_runs == 1 ]] && break
   name=${w%%|*}; cmd=${w#*|}
   [[ -n $only && $name != *$only* ]] && continue
+  [[ -n $skip && $name == *$skip* ]] && continue
   # shellcheck disable=SC2086
   run_one 0 $cmd > /dev/null; run_one 1 $cmd > /dev/null   # warm-up pair
   n_pairs=$pairs
