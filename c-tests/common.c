@@ -686,6 +686,31 @@ void set_cbs(SSL_CTX *ctx, char tag, int new_cb, int remove_cb, int get_cb)
     SSL_CTX_sess_set_get_cb(ctx, get_cb ? (b ? get_cb_B : get_cb_A) : NULL);
 }
 
+/* ---------- session times of our own ---------- */
+
+static long g_times_given = 1;
+static int (*g_wrapped_new_cb)(SSL *, SSL_SESSION *);
+
+static int new_cb_with_own_time(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_SESSION_set_timeout(sess, 7200);
+    SSL_SESSION_set_time(sess, (long)T0 + 1000 * g_times_given++);
+    return g_wrapped_new_cb(ssl, sess);
+}
+
+void own_session_times(SSL_CTX *ctx)
+{
+    g_wrapped_new_cb = SSL_CTX_sess_get_new_cb(ctx);
+    if (g_wrapped_new_cb == NULL)
+        setup_failed("own_session_times: no new_cb to wrap");
+    SSL_CTX_sess_set_new_cb(ctx, new_cb_with_own_time);
+}
+
+long own_times_given(void)
+{
+    return g_times_given;
+}
+
 /* ---------- sessions without handshakes ---------- */
 
 SSL_SESSION *make_session(unsigned char idbyte, unsigned int len, int version,

@@ -125,6 +125,16 @@ void cbc_reset(void);
 /* Install (1) or clear (0) the three callbacks, tag 'A' or 'B'. */
 void set_cbs(SSL_CTX *ctx, char tag, int new_cb, int remove_cb, int get_cb);
 
+/* Wraps ctx's new_cb (set just before, with set_cbs): each new session first
+ * gets a time of its own, T0 + 1000 s times the sessions given one so far
+ * (starting at 1: later than the clock reaches in a run), and a timeout of
+ * 7200 s. Expiry order then does not depend on which second a handshake
+ * ran in, so runs agree even when one is slowed down (valgrind). */
+void own_session_times(SSL_CTX *ctx);
+/* The count own_session_times has reached: the next session's time is
+ * T0 + 1000 * own_times_given(). */
+long own_times_given(void);
+
 /* App-side store of sessions (as an external cache would keep them). */
 void store_put(SSL_SESSION *s); /* takes over one reference */
 SSL_SESSION *store_find(const unsigned char *id, unsigned int len);

@@ -16,9 +16,9 @@
  * takes from the clock; two runs would then order a re-added old session
  * and a new one differently when one crosses a second boundary where the
  * other does not. So the server's new_cb first gives every new session a
- * time of its own, T0 + 1000 s per session made so far, and a timeout of
- * 7200 s; flushes and expired sessions are placed on that scale, far from
- * the real clock, which advances a second or two in a run.
+ * time of its own (own_session_times() in common.c: T0 + 1000 s per session
+ * so far, timeout 7200 s); flushes and expired sessions are placed on that
+ * scale, far from the real clock, which advances a second or two in a run.
  */
 #include <openssl/ssl.h>
 #include "sesscache.h"
@@ -48,18 +48,6 @@ static uint64_t next(void)
 static int pick(int n)
 {
     return (int)(next() % (uint64_t)n);
-}
-
-/* the next new session's time is T0 + 1000 * made: later than the clock
- * can reach in a run, so after every session made without new_cb */
-static long made = 1;
-static int (*logging_new_cb)(SSL *, SSL_SESSION *);
-
-static int timed_new_cb(SSL *ssl, SSL_SESSION *sess)
-{
-    SSL_SESSION_set_timeout(sess, 7200);
-    SSL_SESSION_set_time(sess, (long)T0 + 1000 * made++);
-    return logging_new_cb(ssl, sess);
 }
 
 static const struct {
@@ -163,8 +151,7 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
                    get_mode_name(cbc.get_mode));
             set_cbs(srv, 'A', new_cb, remove_cb, get_cb);
             if (new_cb) {
-                logging_new_cb = SSL_CTX_sess_get_new_cb(srv);
-                SSL_CTX_sess_set_new_cb(srv, timed_new_cb);
+                own_session_times(srv);
             }
         } else if (op < 58) {
             /* plain SERVER half the time: most handshakes should resume */
@@ -203,6 +190,7 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
         } else if (op < 79) {
             /* the sessions made up to `before` sessions ago expire */
             long before = pick(12);
+            long made = own_times_given();
             long t = 1000 * (made - before) + 7200 - 500;
 
             printf("flush T0%+ld (made=%ld)\n", t, made);

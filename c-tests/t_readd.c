@@ -5,7 +5,8 @@
  * a client offering it resumes (TLS 1.2 by session ID, TLS 1.3 by stateful
  * ticket); expired, it counts a timeout and, in TLS 1.2, is removed. Then:
  * such a session evicted, flushed, removed, replaced by a fresh session of
- * the same key, re-added twice. (Left in the cache at SSL_CTX_free:
+ * the same key, re-added twice; and a session marked through another ctx
+ * while this one holds it. (Left in the cache at SSL_CTX_free:
  * t_readd_free.c; each server here is flushed before it is freed.)
  * (sesscache parks such sessions in libssl's own table: this program is
  * what keeps that honest.)
@@ -91,6 +92,8 @@ static SSL_CTX *server(int version)
     cbc_reset();
     cbc.new_store = 1;
     set_cbs(sctx, 'A', 1, 1, 0);
+    /* a re-added old session and a new one keep their order in any run */
+    own_session_times(sctx);
     return sctx;
 }
 
@@ -184,6 +187,25 @@ static void test_replaced(SSL_CTX *cctx)
     store_clear();
 }
 
+static void test_other_ctx(SSL_CTX *cctx)
+{
+    SSL_CTX *sctx = server(TLS1_2_VERSION), *other = server(TLS1_2_VERSION);
+    SSL_SESSION *client, *s;
+
+    section("marked through another ctx, where it is not cached");
+    client = first_handshake(sctx, cctx);
+    s = server_copy(client);
+    rem(other, s); /* marks it; the first ctx still holds it */
+    offer(sctx, cctx, client);
+    offer(sctx, cctx, client);
+    rem(sctx, s);
+    offer(sctx, cctx, client);
+    SSL_SESSION_free(client);
+    free_server(other);
+    free_server(sctx);
+    store_clear();
+}
+
 int main(void)
 {
     SSL_CTX *c12, *c13;
@@ -203,6 +225,8 @@ int main(void)
     test_leaves(TLS1_3_VERSION, c13);
     printf("\n######## replacement\n");
     test_replaced(c12);
+    printf("\n######## another ctx\n");
+    test_other_ctx(c12);
 
     SSL_CTX_free(c12);
     SSL_CTX_free(c13);

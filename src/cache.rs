@@ -1006,6 +1006,16 @@ impl<S: CachedSession> SessionCache<S> {
         self.contains_ref(key.as_key_ref())
     }
 
+    /// Whether a session that `is_it` recognises is cached under `key` (no
+    /// statistics, no reference taken).
+    pub fn contains_where(&self, key: &SessionKey, is_it: impl Fn(&S) -> bool) -> bool {
+        let hash = self.hash(key);
+        self.read_shard(hash)
+            .table
+            .find(hash, |e| e.matches(&key.as_key_ref()) && is_it(&e.session))
+            .is_some()
+    }
+
     /// Removes whatever session is cached under `key`.
     pub fn remove(&self, key: &SessionKey) -> Option<S> {
         self.remove_ref(key.as_key_ref())
@@ -1258,6 +1268,23 @@ mod tests {
         drop(again);
         assert!(cache.remove(&v13).is_some());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn contains_where_recognises_the_session_itself() {
+        let cache = SessionCache::new(0);
+        let (a, b) = (sess("a"), sess("b"));
+        put(&cache, key(3), a.clone(), at(10));
+        assert!(cache.contains_where(&key(3), |s| s.is_same(&a)));
+        assert!(
+            !cache.contains_where(&key(3), |s| s.is_same(&b)),
+            "another session"
+        );
+        assert!(
+            !cache.contains_where(&key(4), |s| s.is_same(&a)),
+            "another key"
+        );
+        assert_eq!(Arc::strong_count(&a.0), 2, "no reference taken");
     }
 
     #[test]

@@ -82,6 +82,9 @@ static SSL_SID_CTX_INDEX: Lazy<Option<c_int>> =
 /// a session is in.
 static REGISTRY: RwLock<Vec<Arc<CtxState>>> = RwLock::new(Vec::new());
 
+/// How many states the registry holds, read without its lock.
+static CACHES_ALIVE: AtomicUsize = AtomicUsize::new(0);
+
 fn registry_write() -> std::sync::RwLockWriteGuard<'static, Vec<Arc<CtxState>>> {
     REGISTRY.write().unwrap_or_else(|e| e.into_inner())
 }
@@ -140,6 +143,9 @@ pub struct CtxState {
     /// when libssl's table gives one up to us. While it is 0, nothing that
     /// leaves our cache needs a look at libssl's table.
     parked: AtomicUsize,
+    /// The ctx this state belongs to (its address): where sessions are
+    /// parked for it when another ctx marks one it holds.
+    ctx: usize,
     /// Held while a marked session joins our cache and libssl's table, and
     /// while one that left our cache leaves libssl's: a removal that found
     /// the session in our cache waits until its parking is complete.
@@ -265,6 +271,9 @@ impl CtxState {
         // libssl reports the session it was asked about, even when the cache
         // held a different one under that key, and frees after the callback.
         self.notify_removed(ctx, sess.as_ptr(), Event::Remove);
+        if removed.is_none() {
+            self.park_where_else_cached(sess);
+        }
         c_int::from(removed.is_some())
     }
 
@@ -273,6 +282,9 @@ impl CtxState {
     /// it not resumable.
     pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
+        if removed.is_none() {
+            self.park_where_else_cached(sess);
+        }
         log_session(Event::Remove, ctx, sess.as_ptr());
         self.forget_in_store(sess.as_ptr());
         if let Some(cb) = self.remove_cb() {
@@ -345,6 +357,30 @@ impl CtxState {
         // table just before (`add_session`).
         unsafe { (real.ctx_add_session)(ctx, sess) };
         PARKING.with(|p| p.set(false));
+    }
+
+    /// `sess`, not cached here, was just marked not resumable through this
+    /// ctx: plain libssl still resumes it from any other ctx's cache that
+    /// holds it (its internal lookup ignores the mark), so it is parked
+    /// there. Only where more than one ctx has a cache.
+    fn park_where_else_cached(&self, sess: Session) {
+        if CACHES_ALIVE.load(Ordering::Relaxed) < 2 {
+            return;
+        }
+        let Some(key) = sess.key() else { return };
+        with_states(|states| {
+            for other in states.iter().filter(|o| !std::ptr::eq(o.as_ref(), self)) {
+                let _parking = other.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+                // Raised before the look: a removal there after it unparks.
+                other.parked.fetch_add(1, Ordering::Relaxed);
+                if other
+                    .cache
+                    .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
+                {
+                    other.park(other.ctx as *mut SSL_CTX, sess.as_ptr());
+                }
+            }
+        })
     }
 
     /// `sess` left our cache: if it was parked, it leaves libssl's table.
@@ -881,6 +917,7 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         sid_ctx: std::sync::Mutex::new(Vec::new()),
         cache: SessionCache::new(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
         parked: AtomicUsize::new(0),
+        ctx: ctx as usize,
         park_lock: Mutex::new(()),
     });
     let raw = Arc::into_raw(Arc::clone(&state));
@@ -891,7 +928,11 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         return; // libssl keeps its own cache for this ctx
     }
     state_generation_changed();
-    registry_write().push(state);
+    {
+        let mut registry = registry_write();
+        registry.push(state);
+        CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
+    }
     diag::set_session_counter(sessions_cached);
     // SAFETY: live ctx; installs our hooks and disables libssl's own store
     // and lookup.
@@ -1017,7 +1058,9 @@ unsafe extern "C" fn free_ctx_state(
         // the cache is empty already; otherwise the sessions go now, still
         // through the application's remove callback.
         state.flush_all(parent.cast(), Event::CtxFree);
-        registry_write().retain(|s| !Arc::ptr_eq(s, &state));
+        let mut registry = registry_write();
+        registry.retain(|s| !Arc::ptr_eq(s, &state));
+        CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
     });
     forget_state_of(parent);
 }
