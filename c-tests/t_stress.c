@@ -3,7 +3,8 @@
  * resumption (TLS 1.2 session IDs and TLS 1.3 stateful tickets) while also
  * calling SSL_CTX_add_session / SSL_CTX_remove_session /
  * SSL_CTX_flush_sessions / SSL_has_matching_session_id, with a small cache
- * so evictions happen.  The output is not compared: the program checks its
+ * so evictions happen, and with sessions marked not resumable and added
+ * back (one of them by all threads at once).  The output is not compared: the program checks its
  * own invariants (no failed handshake, some resumptions, every labelled
  * session freed exactly once) and prints "stress ok", else exits 1.
  */
@@ -22,6 +23,7 @@
 static SSL_CTX *g_sctx;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static long g_new, g_removed, g_failed, g_resumed, g_matches;
+static SSL_SESSION *g_shared;
 
 static int new_cb(SSL *ssl, SSL_SESSION *s)
 {
@@ -83,10 +85,21 @@ static void *worker(void *arg)
             SSL_CTX_add_session(g_sctx, s);
             if (SSL_has_matching_session_id(probe, id, len))
                 matches++;
-            if (i % 20 == 0)
+            if (i % 20 == 0) {
                 SSL_CTX_remove_session(g_sctx, s);
+                /* marked not resumable now, and added back (sesscache
+                 * parks it in libssl's own table too) */
+                SSL_CTX_add_session(g_sctx, s);
+                if (i % 40 == 0)
+                    SSL_CTX_remove_session(g_sctx, s);
+            }
             SSL_SESSION_free(s);
         }
+        /* one marked session that every thread adds and removes at once */
+        if (i % 7 == 0)
+            SSL_CTX_add_session(g_sctx, g_shared);
+        if (i % 7 == 3)
+            SSL_CTX_remove_session(g_sctx, g_shared);
         if (i % 50 == 49)
             SSL_CTX_flush_sessions(g_sctx, (long)T0 + 100000);
         if (i % 25 == 7)
@@ -117,6 +130,9 @@ int main(void)
     SSL_CTX_sess_set_new_cb(g_sctx, new_cb);
     SSL_CTX_sess_set_remove_cb(g_sctx, remove_cb);
     SSL_CTX_sess_set_get_cb(g_sctx, get_cb);
+    g_shared = make_session(0xEE, 32, TLS1_2_VERSION, 0, 100000);
+    slabel(g_shared);
+    SSL_CTX_remove_session(g_sctx, g_shared); /* marks it */
     for (i = 0; i < THREADS; i++)
         if (pthread_create(&th[i], NULL, worker, (void *)(long)i) != 0)
             setup_failed("pthread_create");
@@ -126,6 +142,7 @@ int main(void)
            SSL_CTX_sess_number(g_sctx), SSL_CTX_sess_hits(g_sctx),
            SSL_CTX_sess_cache_full(g_sctx));
     SSL_CTX_free(g_sctx);
+    SSL_SESSION_free(g_shared);
     common_cleanup();
     label_counters(&labelled, &freed, &freed_unlabelled);
     printf("new_cb=%ld remove_cb=%ld failed=%ld resumed=%ld matches=%ld"
