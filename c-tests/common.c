@@ -686,6 +686,24 @@ void set_cbs(SSL_CTX *ctx, char tag, int new_cb, int remove_cb, int get_cb)
     SSL_CTX_sess_set_get_cb(ctx, get_cb ? (b ? get_cb_B : get_cb_A) : NULL);
 }
 
+/* ---------- a fixed pseudo-random sequence ---------- */
+
+static uint64_t g_rng;
+
+void rand_seed(uint64_t seed)
+{
+    g_rng = seed;
+}
+
+long rand_below(long n)
+{
+    /* xorshift64*: any fixed sequence will do */
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return (long)((g_rng * 0x2545F4914F6CDD1DULL) % (uint64_t)n);
+}
+
 /* ---------- session times of our own ---------- */
 
 static long g_times_given = 1;

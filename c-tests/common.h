@@ -12,6 +12,7 @@
 #include "sesscache.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* Time captured once by common_init(); all times are relative to it. */
@@ -124,6 +125,12 @@ void cbc_reset(void);
 
 /* Install (1) or clear (0) the three callbacks, tag 'A' or 'B'. */
 void set_cbs(SSL_CTX *ctx, char tag, int new_cb, int remove_cb, int get_cb);
+
+/* A fixed pseudo-random sequence for the random walks (xorshift64*): the
+ * same seed gives the same walk in every run and mode. */
+void rand_seed(uint64_t seed);
+/* The next number of the sequence, in 0 .. n-1 (n > 0). */
+long rand_below(long n);
 
 /* Wraps ctx's new_cb (set just before, with set_cbs): each new session first
  * gets a time of its own, T0 + 1000 s times the sessions given one so far

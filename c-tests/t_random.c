@@ -25,26 +25,9 @@
 #define POOL 40
 #define STEPS 6000
 
-static uint64_t rng;
-
-static uint64_t next(void)
-{
-    /* xorshift64*: any fixed sequence will do */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545F4914F6CDD1DULL;
-}
-
-/* 0 .. n-1 */
-static long pick(long n)
-{
-    return (long)(next() % (uint64_t)n);
-}
-
 static int pick_version(void)
 {
-    long r = pick(20);
+    long r = rand_below(20);
 
     if (r < 9)
         return TLS1_2_VERSION;
@@ -56,7 +39,7 @@ static int pick_version(void)
 
 static unsigned int pick_id_len(void)
 {
-    long r = pick(20);
+    long r = rand_below(20);
 
     return r < 14 ? 32 : r < 17 ? 16 : r < 19 ? 1 : 0;
 }
@@ -64,13 +47,13 @@ static unsigned int pick_id_len(void)
 static long pick_timeout(void)
 {
     /* now and then one whose expiry overflows time_t: it never expires */
-    return pick(40) == 0 ? LONG_MAX - pick(3) : pick(50);
+    return rand_below(40) == 0 ? LONG_MAX - rand_below(3) : rand_below(50);
 }
 
 static SSL_SESSION *new_session(void)
 {
-    SSL_SESSION *s = make_session((unsigned char)(1 + pick(8)), pick_id_len(),
-                                  pick_version(), pick(45) - 5, pick_timeout());
+    SSL_SESSION *s = make_session((unsigned char)(1 + rand_below(8)), pick_id_len(),
+                                  pick_version(), rand_below(45) - 5, pick_timeout());
 
     printf("new %s id=%s ver=%s time=%+ld timeout=%ld\n", slabel(s),
            sidlabel(s), ver_name(SSL_SESSION_get_protocol_version(s)),
@@ -83,14 +66,14 @@ static void run(SSL_CTX *ctx, SSL *by_version[3], uint64_t seed)
     SSL_SESSION *pool[POOL] = { 0 };
     int i, step;
 
-    rng = seed;
+    rand_seed(seed);
     printf("== seed %llu ==\n", (unsigned long long)seed);
     for (i = 0; i < POOL; i++)
         pool[i] = new_session();
 
     for (step = 0; step < STEPS; step++) {
-        long op = pick(100);
-        int k = (int)pick(POOL);
+        long op = rand_below(100);
+        int k = (int)rand_below(POOL);
         SSL_SESSION *s = pool[k];
         long ret;
 
@@ -121,7 +104,7 @@ static void run(SSL_CTX *ctx, SSL *by_version[3], uint64_t seed)
             pool[k] = NULL;
             ret = 0;
         } else if (op < 51) {
-            long t = pick(45) - 5;
+            long t = rand_below(45) - 5;
 
             printf("%d: set_time %s %+ld\n", step, slabel(s), t);
             /* it returns the time given: printed relative to T0, as every
@@ -133,7 +116,7 @@ static void run(SSL_CTX *ctx, SSL *by_version[3], uint64_t seed)
             printf("%d: set_timeout %s %ld\n", step, slabel(s), t);
             ret = SSL_SESSION_set_timeout(s, t);
         } else if (op < 61) {
-            int who = (int)pick(2);
+            int who = (int)rand_below(2);
             int v = who == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
             unsigned int len;
             const unsigned char *id = SSL_SESSION_get_id(s, &len);
@@ -154,24 +137,24 @@ static void run(SSL_CTX *ctx, SSL *by_version[3], uint64_t seed)
             ret = SSL_SESSION_set_protocol_version(s, v);
         } else if (op < 65) {
             /* mostly a time that expires some; now and then everything */
-            long t = pick(60) == 0 ? 0 : (long)T0 + pick(100) - 5;
+            long t = rand_below(60) == 0 ? 0 : (long)T0 + rand_below(100) - 5;
 
             printf("%d: flush %+ld\n", step, t == 0 ? 0 : t - (long)T0);
             SSL_CTX_flush_sessions(ctx, t);
             ret = 0;
         } else if (op < 68) {
-            long size = pick(25);
+            long size = rand_below(25);
 
             printf("%d: set_cache_size %ld\n", step, size);
             ret = SSL_CTX_sess_set_cache_size(ctx, size);
         } else if (op < 82) {
             unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH + 2];
-            unsigned int len = pick(30) == 0 ? (unsigned int)pick(34) : pick_id_len();
-            int who = (int)pick(3);
+            unsigned int len = rand_below(30) == 0 ? (unsigned int)rand_below(34) : pick_id_len();
+            int who = (int)rand_below(3);
 
             /* the IDs make_session gives: first byte, then 0xA5 */
             memset(id, 0xA5, sizeof(id));
-            id[0] = (unsigned char)(1 + pick(8));
+            id[0] = (unsigned char)(1 + rand_below(8));
             printf("%d: has_matching %s %s\n", step,
                    who == 0 ? "tls1.2" : who == 1 ? "tls1.3" : "unused SSL", idlabel(id, len));
             ret = SSL_has_matching_session_id(by_version[who], id, len);

@@ -33,23 +33,6 @@
 #define STEPS 400
 #define OFFERS 6
 
-static uint64_t rng;
-
-static uint64_t next(void)
-{
-    /* xorshift64*: any fixed sequence will do */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 0x2545F4914F6CDD1DULL;
-}
-
-/* 0 .. n-1 */
-static int pick(int n)
-{
-    return (int)(next() % (uint64_t)n);
-}
-
 static const struct {
     long mode;
     const char *name;
@@ -81,9 +64,9 @@ static SSL_SESSION *offers[2][OFFERS];
 static SSL_SESSION *kept(void)
 {
     int n = store_count();
-    SSL_SESSION *offer = offers[pick(2)][pick(OFFERS)];
+    SSL_SESSION *offer = offers[rand_below(2)][rand_below(OFFERS)];
 
-    if (pick(4) != 0 && offer != NULL) {
+    if (rand_below(4) != 0 && offer != NULL) {
         unsigned int len;
         const unsigned char *id = SSL_SESSION_get_id(offer, &len);
         SSL_SESSION *s;
@@ -100,27 +83,27 @@ static SSL_SESSION *kept(void)
         if (s != NULL)
             return s;
     }
-    return n == 0 ? NULL : store_get(pick(n));
+    return n == 0 ? NULL : store_get(rand_below(n));
 }
 
 static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed)
 {
     int step, v, i;
 
-    rng = seed;
+    rand_seed(seed);
     printf("\n== seed %llu ==\n", (unsigned long long)seed);
     for (step = 0; step < STEPS; step++) {
-        int op = pick(100);
+        int op = rand_below(100);
         SSL_SESSION *s;
 
         printf("%d: ", step);
         if (op < 45) {
             struct hs_opts o = { 0 };
             struct hs_result r;
-            int k = pick(OFFERS);
+            int k = rand_below(OFFERS);
 
-            v = pick(2);
-            o.offer = pick(4) == 0 ? NULL : offers[v][k];
+            v = rand_below(2);
+            o.offer = rand_below(4) == 0 ? NULL : offers[v][k];
             /* new_cb keeps sessions: leave it room */
             if (store_count() > 56) {
                 printf("store full: cleared\n");
@@ -140,12 +123,12 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
             continue;
         }
         if (op < 52) {
-            int new_cb = pick(2), remove_cb = pick(2), get_cb = pick(2);
+            int new_cb = rand_below(2), remove_cb = rand_below(2), get_cb = rand_below(2);
 
             cbc_reset();
-            cbc.new_ret = pick(2);
-            cbc.new_store = pick(3) != 0;
-            cbc.get_mode = pick(4); /* NULL, COPY1, COPY0, DER */
+            cbc.new_ret = rand_below(2);
+            cbc.new_store = rand_below(3) != 0;
+            cbc.get_mode = rand_below(4); /* NULL, COPY1, COPY0, DER */
             printf("callbacks new=%d (returns %d%s) remove=%d get=%d (%s)\n", new_cb,
                    cbc.new_ret, cbc.new_store ? ", keeps" : "", remove_cb, get_cb,
                    get_mode_name(cbc.get_mode));
@@ -155,12 +138,12 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
             }
         } else if (op < 58) {
             /* plain SERVER half the time: most handshakes should resume */
-            i = pick(2) ? 0 : pick((int)(sizeof(modes) / sizeof(modes[0])));
+            i = rand_below(2) ? 0 : rand_below((int)(sizeof(modes) / sizeof(modes[0])));
             printf("mode %s -> was 0x%lx\n", modes[i].name,
                    SSL_CTX_set_session_cache_mode(srv, modes[i].mode));
         } else if (op < 62) {
             static const long sizes[] = { 0, 0, 1, 2, 3, 5, 20, 20 };
-            long size = sizes[pick(8)];
+            long size = sizes[rand_below(8)];
 
             printf("cache size %ld -> was %ld\n", size, SSL_CTX_sess_set_cache_size(srv, size));
         } else if (op < 68) {
@@ -176,7 +159,7 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
                 printf("(nothing kept)\n");
                 continue;
             }
-            long t = -100000 - pick(1000);
+            long t = -100000 - rand_below(1000);
 
             printf("set_time %s T0%+ld (expired)\n", slabel(s), t);
             printf("  -> %ld\n", SSL_SESSION_set_time(s, (long)T0 + t) - (long)T0);
@@ -189,7 +172,7 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
             printf("  -> %ld\n", SSL_SESSION_set_timeout(s, 100000));
         } else if (op < 79) {
             /* the sessions made up to `before` sessions ago expire */
-            long before = pick(12);
+            long before = rand_below(12);
             long made = own_times_given();
             long t = 1000 * (made - before) + 7200 - 500;
 
@@ -203,7 +186,7 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
                 printf("(nothing kept)\n");
                 continue;
             }
-            if (pick(2)) {
+            if (rand_below(2)) {
                 /* removed first: marked not resumable, then cached again
                  * (plain libssl's internal lookup still resumes it) */
                 printf("remove %s\n", slabel(s));
@@ -240,8 +223,8 @@ static void run(SSL_CTX *srv, SSL_CTX *cli[2], SSL *by_version[2], uint64_t seed
             printf("flush all\n");
             SSL_CTX_flush_sessions(srv, 0);
         } else {
-            v = pick(2);
-            i = pick(OFFERS);
+            v = rand_below(2);
+            i = rand_below(OFFERS);
             printf("client drops offer %d/%d %s\n", v, i, slabel(offers[v][i]));
             if (offers[v][i] != NULL)
                 SSL_SESSION_free(offers[v][i]);

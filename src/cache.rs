@@ -1294,7 +1294,7 @@ mod tests {
         // one key and corrupts itself on a later removal (README, "libssl's
         // behaviour is an accident"); here every entry keeps its reference
         // and leaves exactly once, whatever the table finds first.
-        for reads_first in [false, true] {
+        for readd_first in [false, true] {
             let cache = SessionCache::new(0);
             let (a, b) = (sess("a"), sess("b"));
             let id = [9u8; 32];
@@ -1306,7 +1306,7 @@ mod tests {
             assert!(cache.version_changed_where(&v13, |s| s.is_same(&a)));
             assert_eq!(cache.len(), 2);
             assert!(cache.contains(&v13) && !cache.contains(&v12));
-            if reads_first {
+            if readd_first {
                 // A re-add of either: it repositions itself or replaces the
                 // other (then cached a second time).
                 let out = cache.insert(v13, a.clone(), at(30));

@@ -20,7 +20,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use once_cell::sync::{Lazy, OnceCell};
 use openssl_sys::{SSL_CTX, SSL_SESSION};
@@ -213,12 +213,7 @@ impl CtxState {
         // A session marked not resumable is parked as well; the lock keeps
         // a removal from seeing it in our cache before it is in libssl's
         // table (sessions libssl hands us are never marked).
-        let marked = !sess.not_resumable_flag_clear();
-        let parking = marked.then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
-        if marked {
-            // Before the session is in our cache, where a removal may see it.
-            self.parked.fetch_add(1, Ordering::Relaxed);
-        }
+        let parking = (!sess.not_resumable_flag_clear()).then(|| self.begin_parking());
         // SAFETY: `sess` is live (the caller holds it).
         let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
             return false;
@@ -332,6 +327,16 @@ impl CtxState {
         }
     }
 
+    /// Takes `park_lock` and raises the parked count, before the session
+    /// to park can be seen in our cache: a removal that finds it there
+    /// then sees the count, waits for the lock and takes it out of
+    /// libssl's table again.
+    fn begin_parking(&self) -> MutexGuard<'_, ()> {
+        let guard = self.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        guard
+    }
+
     /// A session marked not resumable joins our cache (the application
     /// added a removed or evicted session back, or one its own callback
     /// marked): it goes into libssl's own table of `ctx` as well, "parked"
@@ -370,9 +375,7 @@ impl CtxState {
         let Some(key) = sess.key() else { return };
         with_states(|states| {
             for other in states.iter().filter(|o| !std::ptr::eq(o.as_ref(), self)) {
-                let _parking = other.park_lock.lock().unwrap_or_else(|e| e.into_inner());
-                // Raised before the look: a removal there after it unparks.
-                other.parked.fetch_add(1, Ordering::Relaxed);
+                let _parking = other.begin_parking();
                 if other
                     .cache
                     .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
