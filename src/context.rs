@@ -387,17 +387,25 @@ impl CtxState {
     }
 
     /// `sess` left our cache: if it was parked, it leaves libssl's table.
+    #[inline]
     fn unpark(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         self.unpark_locked(ctx, sess, false)
     }
 
     /// [`CtxState::unpark`]; `locked`: the caller holds `park_lock`.
+    // Inline, with the work out of line: every removal asks, twice, and
+    // while nothing is parked the answer is one load.
+    #[inline]
     fn unpark_locked(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, locked: bool) {
         // After the session left our cache: had it been found there while
         // being parked, the count is raised already (see `add_session`).
-        if self.parked.load(Ordering::Relaxed) == 0 {
-            return;
+        if self.parked.load(Ordering::Relaxed) != 0 {
+            self.unpark_slow(ctx, sess, locked);
         }
+    }
+
+    #[cold]
+    fn unpark_slow(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, locked: bool) {
         let _parking = (!locked).then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: callers pass a session they hold.
         let marked =

@@ -323,8 +323,8 @@ impl Session {
     /// unflagged.
     pub fn not_resumable_flag_clear(self) -> bool {
         // SAFETY: live session.
-        let has_ticket = unsafe { SSL_SESSION_has_ticket(self.as_ptr()) } == 1;
-        self.is_resumable() || (self.has_empty_id() && !has_ticket)
+        let has_ticket = || unsafe { SSL_SESSION_has_ticket(self.as_ptr()) } == 1;
+        self.is_resumable() || (self.has_empty_id() && !has_ticket())
     }
 }
 

@@ -716,15 +716,23 @@ pub fn freeze() {
 
 /// The store, if one is configured and usable; created (with its threads)
 /// on first use in each process.
+// Inline: every removal asks, and without a store the answer is one load.
+#[inline]
 pub fn remote() -> Option<&'static Remote> {
     if !ENABLED.load(Ordering::Relaxed) {
         return None;
     }
     let current = REMOTE.load(Ordering::Acquire);
     if !current.is_null() {
-        // SAFETY: published below from a leaked Box, never freed.
+        // SAFETY: published by `start_remote` from a leaked Box, never freed.
         return Some(unsafe { &*current });
     }
+    start_remote()
+}
+
+/// [`remote`]'s first use in a process: builds the store and publishes it.
+#[cold]
+fn start_remote() -> Option<&'static Remote> {
     let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let keys = Keyring::load(config.key_file.as_deref()?).ok()?;
     let backend = Arc::new(redis::RedisBackend::new(config.url.as_deref()?, config.timeout).ok()?);
