@@ -25,13 +25,12 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
 mod shard_lock;
-use shard_lock::{
-    ExclusiveGuard, ExclusiveLock, READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row,
-};
+use shard_lock::{READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row};
 
 /// Longest session ID libssl accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -751,7 +750,7 @@ fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
 pub struct SessionCache<S> {
     shards: ShardLocks<Shard<S>, SHARDS>,
     counters: Box<[RowCounters; READER_ROWS]>,
-    order: ExclusiveLock<Order>,
+    order: Mutex<Order>,
     capacity: AtomicUsize,
     evictions: AtomicU64,
     seed: u64,
@@ -766,7 +765,7 @@ impl<S: CachedSession> SessionCache<S> {
                 clean_capacity: 0,
             }),
             counters: Box::default(),
-            order: ExclusiveLock::new(Order::default()),
+            order: Mutex::new(Order::default()),
             capacity: AtomicUsize::new(capacity),
             evictions: AtomicU64::new(0),
             // A per-cache random seed: a peer choosing session IDs cannot
@@ -808,10 +807,10 @@ impl<S: CachedSession> SessionCache<S> {
     }
 
     // A panic elsewhere while the lock was held cannot leave the order half
-    // updated in a way that breaks memory safety, so the lock has no
-    // poisoning that would turn every later call into a panic.
-    fn order(&self) -> ExclusiveGuard<'_, Order> {
-        self.order.lock()
+    // updated in a way that breaks memory safety, so a poisoned lock is
+    // used as it is rather than turning every later call into a panic.
+    fn order(&self) -> MutexGuard<'_, Order> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn capacity(&self) -> usize {

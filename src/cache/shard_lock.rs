@@ -24,10 +24,6 @@
 //! `Sync` claim, each argued below, and the tests at the end fail when a
 //! reader does not count itself or a writer does not wait for readers.
 //!
-//! [`ExclusiveLock`], for the cache's expiry order, is the same writer
-//! side without readers: a flag and a value, two dereferences and a `Sync`
-//! claim, with tests of its own.
-//!
 //! Checked by loom's model checker as well (`loom_tests` at the end,
 //! `make test-loom`): every interleaving of the two-thread tests there,
 //! and of the three-thread ones those with at most one preemption, with
@@ -321,123 +317,6 @@ impl<T> Drop for WriteGuard<'_, T> {
     }
 }
 
-/// One value behind a lock with no readers: the cache's expiry order,
-/// which every insert and removal changes.
-///
-/// Why not `std::sync::Mutex`: its unlock is an atomic swap (it must see
-/// whether a thread sleeps on the lock), and a locked instruction waits
-/// until every store before it has reached the cache. An insert's stores
-/// to its table entry and order node miss the cache at 100k sessions and
-/// more, and the swap waited for them: 12% of an insert's samples at 100k
-/// (perf). Here the unlock is a plain store, as in [`WriteGuard`], and the
-/// stores drain while the caller goes on. Waiting is [`Backoff`]'s spin,
-/// yield, sleep, as for the shards: holders keep the lock for one insert
-/// or removal, or for one flush or eviction pass, and run no callback
-/// under it. There is no poisoning: a panic under the lock cannot leave
-/// the order in a state that is unsafe to use (`SessionCache::order`
-/// ignored `Mutex`'s poison for that reason).
-pub struct ExclusiveLock<T> {
-    locked: AtomicBool,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: the value is reached only through `ExclusiveGuard`, of which at
-// most one exists at a time (the flag's compare-exchange admits one
-// holder, and its release store hands the value on). That is `Mutex`'s
-// contract, and so is the bound: `T: Send`, to be used from any thread.
-unsafe impl<T: Send> Sync for ExclusiveLock<T> {}
-
-impl<T> ExclusiveLock<T> {
-    pub fn new(value: T) -> ExclusiveLock<T> {
-        ExclusiveLock {
-            locked: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
-    }
-
-    #[inline]
-    pub fn lock(&self) -> ExclusiveGuard<'_, T> {
-        if self
-            .locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.wait_for_holder();
-        }
-        ExclusiveGuard {
-            lock: self,
-            #[cfg(all(test, loom))]
-            value: Some(self.value.get_mut()),
-        }
-    }
-
-    #[cold]
-    fn wait_for_holder(&self) {
-        let mut wait = Backoff::default();
-        while self.locked.load(Ordering::Relaxed)
-            || self
-                .locked
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            wait.pause();
-        }
-    }
-}
-
-pub struct ExclusiveGuard<'a, T> {
-    lock: &'a ExclusiveLock<T>,
-    /// loom's record of this access, ended before the unlock.
-    #[cfg(all(test, loom))]
-    value: Option<MutPtr<T>>,
-}
-
-#[cfg(not(all(test, loom)))]
-impl<T> Deref for ExclusiveGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this guard set the flag; nobody else reaches the value
-        // until `drop` clears it.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-#[cfg(not(all(test, loom)))]
-impl<T> DerefMut for ExclusiveGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference
-        // made through the guard.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-#[cfg(all(test, loom))]
-impl<T> Deref for ExclusiveGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        let value = self.value.as_ref().expect("live until drop");
-        // SAFETY: as in the real build; here loom checks it.
-        unsafe { MutPtr::deref(value) }
-    }
-}
-
-#[cfg(all(test, loom))]
-impl<T> DerefMut for ExclusiveGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        let value = self.value.as_ref().expect("live until drop");
-        // SAFETY: as in the real build; here loom checks it.
-        unsafe { MutPtr::deref(value) }
-    }
-}
-
-impl<T> Drop for ExclusiveGuard<'_, T> {
-    fn drop(&mut self) {
-        #[cfg(all(test, loom))]
-        drop(self.value.take());
-        self.lock.locked.store(false, Ordering::Release);
-    }
-}
-
 /// Spin briefly, then give the core away, then sleep: a lock holder that
 /// was preempted needs the core back.
 #[derive(Default)]
@@ -549,51 +428,6 @@ mod tests {
         *w = 7;
         drop(w);
         assert_eq!(reader.join().unwrap(), 7);
-    }
-
-    #[test]
-    fn exclusive_lock_admits_one_holder_at_a_time() {
-        // Each holder makes both halves equal again before it unlocks; a
-        // holder that ever finds them differ got in beside another one.
-        let lock = Arc::new(ExclusiveLock::new((0u64, 0u64)));
-        let torn = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let lock = Arc::clone(&lock);
-                let torn = Arc::clone(&torn);
-                std::thread::spawn(move || {
-                    for _ in 0..50_000 {
-                        let mut g = lock.lock();
-                        if g.0 != g.1 {
-                            torn.fetch_add(1, Ordering::Relaxed);
-                        }
-                        g.0 += 1;
-                        std::hint::black_box(&mut *g);
-                        g.1 += 1;
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(torn.load(Ordering::Relaxed), 0);
-        assert_eq!(*lock.lock(), (200_000, 200_000), "an update was lost");
-    }
-
-    #[test]
-    fn exclusive_lock_waits_for_its_holder() {
-        let lock = Arc::new(ExclusiveLock::new(0u64));
-        let mut g = lock.lock();
-        let waiter = {
-            let lock = Arc::clone(&lock);
-            std::thread::spawn(move || *lock.lock())
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(!waiter.is_finished(), "locked beside the holder");
-        *g = 3;
-        drop(g);
-        assert_eq!(waiter.join().unwrap(), 3);
     }
 
     #[test]
@@ -735,31 +569,6 @@ mod loom_tests {
                 w.join().unwrap();
             }
             assert_eq!(*locks.read_in_row(0, 1), (2, 2), "a write was lost");
-        });
-    }
-
-    /// Two holders of the order lock: neither update is lost, and loom
-    /// reports any access the lock did not order.
-    #[test]
-    fn exclusive_lock_holders_exclude_each_other() {
-        model(|| {
-            let lock = Arc::new(ExclusiveLock::new((0u64, 0u64)));
-            let other = {
-                let lock = Arc::clone(&lock);
-                thread::spawn(move || {
-                    let mut g = lock.lock();
-                    g.0 += 1;
-                    g.1 += 1;
-                })
-            };
-            {
-                let mut g = lock.lock();
-                assert_eq!(g.0, g.1, "saw an update in progress");
-                g.0 += 1;
-                g.1 += 1;
-            }
-            other.join().unwrap();
-            assert_eq!(*lock.lock(), (2, 2), "an update was lost");
         });
     }
 
