@@ -545,6 +545,22 @@ SSL_SESSION *store_find(const unsigned char *id, unsigned int len)
     return e ? e->sess : NULL;
 }
 
+SSL_SESSION *store_find_server_copy(SSL_SESSION *client)
+{
+    const unsigned char *id;
+    unsigned int len;
+    size_t ticklen;
+
+    if (SSL_SESSION_has_ticket(client)) {
+        /* TLS 1.3: a stateful ticket is the server session's ID */
+        SSL_SESSION_get0_ticket(client, &id, &ticklen);
+        len = (unsigned int)ticklen;
+    } else {
+        id = SSL_SESSION_get_id(client, &len);
+    }
+    return store_find(id, len);
+}
+
 SSL_SESSION *store_get(int n)
 {
     return n >= 0 && n < g_nstore ? g_store[n].sess : NULL;

@@ -145,6 +145,9 @@ long own_times_given(void);
 /* App-side store of sessions (as an external cache would keep them). */
 void store_put(SSL_SESSION *s); /* takes over one reference */
 SSL_SESSION *store_find(const unsigned char *id, unsigned int len);
+/* The stored server session a client session resumes: found by the client's
+ * stateful ticket (TLS 1.3), else by its session ID; NULL if not stored. */
+SSL_SESSION *store_find_server_copy(SSL_SESSION *client);
 /* The n-th stored session (0-based) or NULL. */
 SSL_SESSION *store_get(int n);
 int store_count(void);

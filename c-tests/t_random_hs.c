@@ -67,18 +67,7 @@ static SSL_SESSION *kept(void)
     SSL_SESSION *offer = offers[rand_below(2)][rand_below(OFFERS)];
 
     if (rand_below(4) != 0 && offer != NULL) {
-        unsigned int len;
-        const unsigned char *id = SSL_SESSION_get_id(offer, &len);
-        SSL_SESSION *s;
-
-        if (SSL_SESSION_has_ticket(offer)) {
-            /* TLS 1.3: a stateful ticket is the server session's ID */
-            size_t ticklen;
-
-            SSL_SESSION_get0_ticket(offer, &id, &ticklen);
-            len = (unsigned int)ticklen;
-        }
-        s = store_find(id, len);
+        SSL_SESSION *s = store_find_server_copy(offer);
 
         if (s != NULL)
             return s;

@@ -20,21 +20,6 @@
 
 /* The server's copy of a client session: by session ID (TLS 1.2) or by
  * the stateful ticket, which is the server session's ID (TLS 1.3). */
-static SSL_SESSION *server_copy(SSL_SESSION *client)
-{
-    const unsigned char *id;
-    unsigned int len;
-    size_t ticklen;
-
-    if (SSL_SESSION_has_ticket(client)) {
-        SSL_SESSION_get0_ticket(client, &id, &ticklen);
-        len = (unsigned int)ticklen;
-    } else {
-        id = SSL_SESSION_get_id(client, &len);
-    }
-    return store_find(id, len);
-}
-
 static void rem(SSL_CTX *ctx, SSL_SESSION *s)
 {
     int ret;
@@ -105,7 +90,7 @@ static void test_resumes(int version, SSL_CTX *cctx, int expire)
     section(expire ? "removed, added back, expired, offered"
                    : "removed, added back, offered");
     client = first_handshake(sctx, cctx);
-    s = server_copy(client);
+    s = store_find_server_copy(client);
     rem(sctx, s);
     if (expire)
         printf("set_time -100000 s -> %d\n",
@@ -129,8 +114,8 @@ static void test_leaves(int version, SSL_CTX *cctx)
     section("a session added back leaves again: eviction, flush, removal");
     c1 = first_handshake(sctx, cctx);
     c2 = first_handshake(sctx, cctx);
-    s1 = server_copy(c1);
-    s2 = server_copy(c2);
+    s1 = store_find_server_copy(c1);
+    s2 = store_find_server_copy(c2);
     rem(sctx, s1);
     add(sctx, s1);
     add(sctx, s1); /* again: already cached */
@@ -165,7 +150,7 @@ static void test_replaced(SSL_CTX *cctx)
 
     section("a session added back, replaced by a fresh copy (same ID)");
     client = first_handshake(sctx, cctx);
-    s = server_copy(client);
+    s = store_find_server_copy(client);
     len = i2d_SSL_SESSION(s, &der);
     CHECK_SETUP(len > 0);
     p = der;
@@ -194,7 +179,7 @@ static void test_other_ctx(SSL_CTX *cctx)
 
     section("marked through another ctx, where it is not cached");
     client = first_handshake(sctx, cctx);
-    s = server_copy(client);
+    s = store_find_server_copy(client);
     rem(other, s); /* marks it; the first ctx still holds it */
     offer(sctx, cctx, client);
     offer(sctx, cctx, client);

@@ -20,9 +20,6 @@ static void test_free(int version, SSL_CTX *cctx)
     SSL_CTX *sctx = new_server_ctx(version, version);
     struct hs_result r1, r2, r3;
     SSL_SESSION *s;
-    const unsigned char *id;
-    unsigned int len;
-    size_t ticklen;
 
     section(version == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3");
     SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
@@ -34,13 +31,7 @@ static void test_free(int version, SSL_CTX *cctx)
     handshake(sctx, cctx, NULL, &r2);
     handshake(sctx, cctx, NULL, &r3);
     /* the server's copy of the second client session */
-    if (SSL_SESSION_has_ticket(r2.client_sess)) {
-        SSL_SESSION_get0_ticket(r2.client_sess, &id, &ticklen);
-        len = (unsigned int)ticklen;
-    } else {
-        id = SSL_SESSION_get_id(r2.client_sess, &len);
-    }
-    s = store_find(id, len);
+    s = store_find_server_copy(r2.client_sess);
     CHECK_SETUP(s != NULL);
     printf("remove %s -> %d\n", slabel(s), SSL_CTX_remove_session(sctx, s));
     printf("add %s -> %d (resumable=%d)\n", slabel(s), SSL_CTX_add_session(sctx, s),
