@@ -125,6 +125,26 @@ macro_rules! cb_from_addr {
     }};
 }
 
+/// A parking in progress ([`CtxState::begin_parking`]): holds `park_lock`
+/// and one raise of the parked count, which it gives back when dropped
+/// (still under the lock) unless libssl's table took the session. Else
+/// every removal through another ctx of a session not cached there, and
+/// every add of a session parked already, would leave the count raised
+/// for good, and every later removal would take the slow unparking path.
+struct Parking<'a> {
+    parked: &'a AtomicUsize,
+    taken: bool,
+    _lock: MutexGuard<'a, ()>,
+}
+
+impl Drop for Parking<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The session cache of one `SSL_CTX`, with the application's callbacks and
 /// cache mode.
 pub struct CtxState {
@@ -139,9 +159,10 @@ pub struct CtxState {
     sid_ctx: std::sync::Mutex<Vec<u8>>,
     pub cache: SessionCache<SessionRef>,
     /// Never below the number of sessions parked in libssl's own table
-    /// (see [`CtxState::park`]): raised before each parking, lowered only
-    /// when libssl's table gives one up to us. While it is 0, nothing that
-    /// leaves our cache needs a look at libssl's table.
+    /// (see [`CtxState::park`]): raised before each parking and lowered
+    /// again when that parking put nothing into libssl's table (see
+    /// [`Parking`]), or when libssl's table gives one up to us. While it
+    /// is 0, nothing that leaves our cache needs a look at libssl's table.
     parked: AtomicUsize,
     /// The ctx this state belongs to (its address): where sessions are
     /// parked for it when another ctx marks one it holds.
@@ -213,7 +234,7 @@ impl CtxState {
         // A session marked not resumable is parked as well; the lock keeps
         // a removal from seeing it in our cache before it is in libssl's
         // table (sessions libssl hands us are never marked).
-        let parking = (!sess.not_resumable_flag_clear()).then(|| self.begin_parking());
+        let mut parking = (!sess.not_resumable_flag_clear()).then(|| self.begin_parking());
         // SAFETY: `sess` is live (the caller holds it).
         let Some(handle) = (unsafe { SessionRef::up_ref(sess.as_ptr()) }) else {
             return false;
@@ -238,8 +259,8 @@ impl CtxState {
                 self.unpark_locked(ctx, replaced.as_ptr(), parking.is_some());
             }
         }
-        if parking.is_some() {
-            self.park(ctx, sess.as_ptr());
+        if let Some(parking) = parking.as_mut() {
+            self.park(parking, ctx, sess.as_ptr());
         }
         drop(parking);
         drop(outcome.released);
@@ -331,16 +352,20 @@ impl CtxState {
     /// to park can be seen in our cache: a removal that finds it there
     /// then sees the count, waits for the lock and takes it out of
     /// libssl's table again.
-    fn begin_parking(&self) -> MutexGuard<'_, ()> {
-        let guard = self.park_lock.lock().unwrap_or_else(|e| e.into_inner());
+    fn begin_parking(&self) -> Parking<'_> {
+        let lock = self.park_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.parked.fetch_add(1, Ordering::Relaxed);
-        guard
+        Parking {
+            parked: &self.parked,
+            taken: false,
+            _lock: lock,
+        }
     }
 
     /// A session marked not resumable joins our cache (the application
     /// added a removed or evicted session back, or one its own callback
     /// marked): it goes into libssl's own table of `ctx` as well, "parked"
-    /// there. Called with `park_lock` held.
+    /// there, as part of `parking`.
     ///
     /// Why: libssl's internal lookup does not look at the mark, so plain
     /// libssl resumes such a session from its cache (or, expired, counts a
@@ -350,7 +375,7 @@ impl CtxState {
     /// on for this, see [`mode_for_libssl`]) finds it first and goes on
     /// exactly as without us. The table holds nothing else, so every other
     /// lookup misses it and reaches our get hook.
-    fn park(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+    fn park(&self, parking: &mut Parking<'_>, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         let Some(real) = libssl::real() else { return };
         PARKING.with(|p| p.set(true));
         // SAFETY: live ctx and session; libssl's add takes its own reference
@@ -359,8 +384,9 @@ impl CtxState {
         // `PARKING` is set) and, with `UPDATE_TIME` kept from it, changes
         // nothing in the session. It releases no reference: the only
         // session it could replace, one parked under the same key, left its
-        // table just before (`add_session`).
-        unsafe { (real.ctx_add_session)(ctx, sess) };
+        // table just before (`add_session`). It returns 0, and takes
+        // nothing into its table, when the session is there already.
+        parking.taken = unsafe { (real.ctx_add_session)(ctx, sess) } == 1;
         PARKING.with(|p| p.set(false));
     }
 
@@ -375,12 +401,12 @@ impl CtxState {
         let Some(key) = sess.key() else { return };
         with_states(|states| {
             for other in states.iter().filter(|o| !std::ptr::eq(o.as_ref(), self)) {
-                let _parking = other.begin_parking();
+                let mut parking = other.begin_parking();
                 if other
                     .cache
                     .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
                 {
-                    other.park(other.ctx as *mut SSL_CTX, sess.as_ptr());
+                    other.park(&mut parking, other.ctx as *mut SSL_CTX, sess.as_ptr());
                 }
             }
         })
