@@ -8,9 +8,12 @@
 # linked: -lsesscache -lssl -lcrypto) and run three ways: plain, plain with
 # LD_PRELOAD=$SESSCACHE_LIB ("preload") and linked.  The stdout of preload
 # and linked must be byte-identical to plain (and the exit status equal).
-# Each is preloaded once more with SESSCACHE_TEST_NO_MARKER_CTX=1 (removed
-# sessions marked not resumable on the application's ctx), also compared
-# with plain.
+# Each is preloaded twice more, also compared with plain: with
+# SESSCACHE_TEST_PUBLIC_MARKING=1 (removed sessions marked not resumable
+# through libssl on the library's marker ctx, never with the library's own
+# store) and with SESSCACHE_TEST_NO_MARKER_CTX=1 (through libssl on the
+# application's ctx). t_random must report in its stats file that marking
+# had become one store (c-tests/../src/libssl/not_resumable.rs).
 # t_reenter only runs with the library (plain libssl deadlocks there) under
 # `timeout 60` and must print "done"; t_stress runs in all three modes and
 # must print "stress ok".
@@ -109,8 +112,9 @@ for p in "${PROGS[@]}"; do
 done
 
 # run MODE PROG OUTFILE [timeout]: sets RC. MODE: plain, preload, nomarker
-# (preloaded with SESSCACHE_TEST_NO_MARKER_CTX=1), linked. Valgrind wraps
-# preload runs.
+# (preloaded with SESSCACHE_TEST_NO_MARKER_CTX=1), publicmark (preloaded
+# with SESSCACHE_TEST_PUBLIC_MARKING=1), linked. Valgrind wraps preload
+# runs.
 run() {
     local mode="$1" p="$2" out="$3" tmo="${4:-600}"
     local -a cmd=(timeout "$tmo")
@@ -119,6 +123,7 @@ run() {
     case "$mode" in
     preload) envs=(LD_PRELOAD="$LIB") ;;
     nomarker) envs=(SESSCACHE_TEST_NO_MARKER_CTX=1 LD_PRELOAD="$LIB") ;;
+    publicmark) envs=(SESSCACHE_TEST_PUBLIC_MARKING=1 LD_PRELOAD="$LIB") ;;
     linked) bin="$BUILD/linked/$p" ;;
     esac
     if [ "$mode" = preload ] && [ "$VALGRIND" = 1 ]; then
@@ -183,22 +188,49 @@ for p in "${PROGS[@]}"; do
     done
 done
 
-# ---- the same programs preloaded once more, marking removed sessions on the
-# application's ctx (the path taken when the library could not make its
-# marker ctx): stdout must again equal plain libssl's ----
+# ---- the same programs preloaded twice more, marking removed sessions
+# through libssl only: on the marker ctx (the path taken until libssl has
+# shown where it keeps the flag), and on the application's ctx (the path
+# taken when the library could not make its marker ctx). stdout must again
+# equal plain libssl's ----
 if [ "$HAVE_LIB" = 1 ]; then
-    for p in "${PROGS[@]}"; do
-        is_special "$p" && continue
-        base="$BUILD/out/$p"
-        [ -f "$base.plain" ] || continue
-        run nomarker "$p" "$base.nomarker"
-        if [ "$RC" = 0 ] && diff -u "$base.plain" "$base.nomarker" >"$base.nomarker.diff"; then
-            pass "$p preload, no marker ctx"
-        else
-            echo "--- $p preload, no marker ctx: exit $RC; output against plain libssl:"
-            head -n 100 "$base.nomarker.diff"
-            fail "$p preload, no marker ctx"
-        fi
+    for mode in publicmark nomarker; do
+        case "$mode" in
+        publicmark) what="marking through libssl" ;;
+        nomarker) what="no marker ctx" ;;
+        esac
+        for p in "${PROGS[@]}"; do
+            is_special "$p" && continue
+            base="$BUILD/out/$p"
+            [ -f "$base.plain" ] || continue
+            run "$mode" "$p" "$base.$mode"
+            if [ "$RC" = 0 ] && diff -u "$base.plain" "$base.$mode" >"$base.$mode.diff"; then
+                pass "$p preload, $what"
+            else
+                echo "--- $p preload, $what: exit $RC; output against plain libssl:"
+                head -n 100 "$base.$mode.diff"
+                fail "$p preload, $what"
+            fi
+        done
+    done
+fi
+
+# ---- removed sessions are marked with one store once libssl has shown
+# where its flag is (t_random removes, expires and flushes thousands), and
+# only through libssl when the tests ask for that ----
+if [ "$HAVE_LIB" = 1 ] && [ -x "$BUILD/plain/t_random" ]; then
+    for want in store_at_ libssl; do
+        stats="$BUILD/out/t_random.stats.$want"
+        rm -rf "$stats" && mkdir -p "$stats"
+        envs=(SESSCACHE_STATS="$stats" LD_PRELOAD="$LIB")
+        [ "$want" = libssl ] && envs+=(SESSCACHE_TEST_PUBLIC_MARKING=1)
+        env "${envs[@]}" "$BUILD/plain/t_random" >"$stats/out" 2>&1 || true
+        got="$(sed -n 's/^not_resumable_marking=//p' "$stats"/sesscache.*.stats 2>/dev/null | head -n 1)"
+        case "$got" in
+        "$want"*) pass "t_random marking: $got" ;;
+        *) echo "--- t_random: not_resumable_marking='$got', wanted $want..."
+           fail "t_random marking ($want)" ;;
+        esac
     done
 fi
 

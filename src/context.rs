@@ -29,7 +29,7 @@ use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey};
 use crate::diag::{self, Event};
 use crate::libssl::{
     self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
-    SSL_OP_NO_TICKET, Session, SessionRef,
+    SSL_OP_NO_TICKET, Session, SessionRef, not_resumable,
 };
 use crate::store;
 
@@ -683,15 +683,29 @@ fn mode_for_libssl(app_mode: u32) -> c_long {
 /// parked sessions only (one under this key has left it already, see
 /// `CtxState::unpark`), but whose remove hook is ours: the hook ignores
 /// that call.
+///
+/// Once libssl has shown where it keeps the flag, marking is one store
+/// there instead (see `libssl::not_resumable`).
 fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-    let Some(real) = libssl::real() else { return };
-    let marker = MARKER_CTX.load(Ordering::Acquire);
-    if !marker.is_null() {
-        // SAFETY: the marker ctx lives as long as the process; live session.
-        unsafe { (real.ctx_remove_session)(marker, sess) };
+    // SAFETY: callers pass a session they hold.
+    let Some(session) = (unsafe { Session::from_ptr(sess) }) else {
+        return;
+    };
+    if not_resumable::mark_directly(session) {
         return;
     }
-    remove_on_app_ctx(real, ctx, sess);
+    let Some(real) = libssl::real() else { return };
+    let watch = not_resumable::watch(session);
+    let marker = MARKER_CTX.load(Ordering::Acquire);
+    if marker.is_null() {
+        remove_on_app_ctx(real, ctx, sess);
+    } else {
+        // SAFETY: the marker ctx lives as long as the process; live session.
+        unsafe { (real.ctx_remove_session)(marker, sess) };
+    }
+    if let Some(watch) = watch {
+        watch.learn(session);
+    }
 }
 
 /// libssl's own `SSL_CTX_remove_session` on an application's ctx, whose

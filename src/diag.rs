@@ -205,6 +205,7 @@ fn write_stats(stats: &Stats) {
     if let Some(count) = CACHED_SESSIONS.get() {
         text.push_str(&format!("sessions={}\n", count()));
     }
+    text.push_str(&crate::libssl::not_resumable::stats_line());
     text.push_str(&crate::store::stats_lines());
     let path = stats.dir.join(format!("sesscache.{pid}.stats"));
     let tmp = stats.dir.join(format!(".sesscache.{pid}.stats.tmp"));

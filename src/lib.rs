@@ -46,6 +46,7 @@ extern "C" fn at_load() {
     let _ = std::panic::catch_unwind(|| {
         diag::read_environment();
         store::read_environment();
+        libssl::not_resumable::read_environment();
         warn_if_bypassed();
     });
 }

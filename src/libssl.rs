@@ -14,6 +14,8 @@ use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
 use crate::cache::{CachedSession, Expiry, SessionKey, SessionKeyRef};
 
+pub mod not_resumable;
+
 pub type NewSessionFn = unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int;
 pub type RemoveSessionFn = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION);
 pub type GetSessionFn =
