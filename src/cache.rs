@@ -1018,17 +1018,25 @@ impl<S: CachedSession> SessionCache<S> {
 
     /// Removes whatever session is cached under `key`.
     pub fn remove(&self, key: &SessionKey) -> Option<S> {
-        self.remove_ref(key.as_key_ref())
+        self.remove_ref(key.as_key_ref(), |_| false)
     }
 
     /// [`SessionCache::remove`] for a key borrowed from the caller.
-    pub fn remove_ref(&self, key: SessionKeyRef<'_>) -> Option<S> {
+    /// `is_key_owner` says whether a cached session is the one `key` was
+    /// read from: that one matches without comparing (its version and ID
+    /// are the key), which spares a removal of the cached object itself,
+    /// the usual case, reading the ID again.
+    pub fn remove_ref(
+        &self,
+        key: SessionKeyRef<'_>,
+        is_key_owner: impl Fn(&S) -> bool,
+    ) -> Option<S> {
         let hash = self.hash_id(key.id);
         let mut order = self.order();
         let mut shard = self.write_shard(hash);
         let (entry, _) = shard
             .table
-            .find_entry(hash, |e| e.matches(&key))
+            .find_entry(hash, |e| is_key_owner(&e.session) || e.matches(&key))
             .ok()?
             .remove();
         order.remove(entry.handle());
@@ -1470,6 +1478,25 @@ mod tests {
             ["a"]
         );
         assert!(cache.remove(&key(1)).is_none());
+    }
+
+    #[test]
+    fn removal_by_the_key_owner_finds_it_without_comparing_and_others_by_key() {
+        let cache = SessionCache::new(0);
+        let (a, b) = (sess("a"), sess("b"));
+        put(&cache, key(1), a.clone(), at(1));
+        put(&cache, key(2), b.clone(), at(2));
+        // The owner's key, read from it: its entry is taken as the match
+        // without asking its key (the clone says "no key" now).
+        *a.0.1.lock().unwrap() = None;
+        let k1 = key(1);
+        let removed = cache.remove_ref(k1.as_key_ref(), |c| c.is_same(&a));
+        assert!(removed.is_some_and(|r| r.is_same(&a)));
+        // Another object than the one cached under the key: found by key.
+        let k2 = key(2);
+        let removed = cache.remove_ref(k2.as_key_ref(), |c| c.is_same(&a));
+        assert!(removed.is_some_and(|r| r.is_same(&b)));
+        assert!(cache.is_empty());
     }
 
     #[test]

@@ -276,7 +276,10 @@ impl CtxState {
         // The key is borrowed from the session, which the caller holds; an
         // empty ID is ignored, as libssl does.
         let Some(removed) = sess
-            .with_key_ref(|key| (!key.id().is_empty()).then(|| self.cache.remove_ref(key)))
+            .with_key_ref(|key| {
+                (!key.id().is_empty())
+                    .then(|| self.cache.remove_ref(key, |c| c.as_ptr() == sess.as_ptr()))
+            })
             .flatten()
         else {
             return 0;
