@@ -108,7 +108,7 @@ fi
   # three runs per size): the floor under any cache outside libssl.
   for n in "${sizes[@]}"; do
     for r in 1 2 3; do
-      printf 'floor\t%s\t%s\n' "$n" "$("$out/bench_cache" api_floor "$n" | grep _floor_ns= | tr '\n' '\t')"
+      printf 'floor\t%s\t%s\n' "$n" "$("$out/bench_cache" api_floor "$n" | grep -E '_floor(_store)?_ns=' | tr '\n' '\t')"
     done
   done
 } >> "$raw"
