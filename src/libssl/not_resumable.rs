@@ -8,8 +8,8 @@
 //! ctx. That call takes the ctx's lock and hashes the session for its empty
 //! table: 209 of the 650 instructions of a removal at 1k sessions, and two
 //! of its locked instructions (callgrind). With the call left out
-//! altogether, removals took 0.72 of their time (`bench_cache remove`, 9
-//! interleaved triples at 1k, 20k and 100k sessions).
+//! altogether, removals took 0.69–0.77 of their time (`bench_cache
+//! remove`, 9 interleaved triples at each of 1k, 20k and 100k sessions).
 //!
 //! How the place is learnt, without writing anything before it is known:
 //! while it is not known, every marking still goes through libssl, and the
