@@ -178,8 +178,15 @@ static LEARNER: Lazy<Mutex<Learner>> = Lazy::new(|| {
     Mutex::new(learner)
 });
 
-fn learner() -> std::sync::MutexGuard<'static, Learner> {
-    LEARNER.lock().unwrap_or_else(|e| e.into_inner())
+/// The learner, unless another thread has it: learning is opportunistic,
+/// and a marking never waits for it (nor, after a `fork()` by another
+/// thread while it was held, hangs on it in the child).
+fn learner() -> Option<std::sync::MutexGuard<'static, Learner>> {
+    match LEARNER.try_lock() {
+        Ok(learner) => Some(learner),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Reads the test switches now (see the module's comment), at load time:
@@ -255,7 +262,7 @@ fn read_window(sess: Session, start: usize) -> [u8; WINDOW] {
 /// Starts watching a marking through libssl, if the flag's place is still
 /// being learnt.
 pub fn watch(sess: Session) -> Option<Watch> {
-    if LEARNING_OVER.load(Ordering::Relaxed) || !learner().learning() {
+    if LEARNING_OVER.load(Ordering::Relaxed) || !learner()?.learning() {
         return None;
     }
     let window_start = window_start(sess)?;
@@ -277,7 +284,9 @@ impl Watch {
             self.resumable_before,
             sess.is_resumable(),
         );
-        let mut learner = learner();
+        let Some(mut learner) = learner() else {
+            return;
+        };
         if let Some(offset) = learner.learn(evidence) {
             FLAG_OFFSET.store(offset, Ordering::Release);
         }
