@@ -190,16 +190,15 @@ impl CtxState {
     }
 
     /// Tells the shared store (if any) that a server session is gone.
+    // Inline, with the work out of line: every removal asks, and without a
+    // store the answer is two loads.
+    #[inline]
     fn forget_in_store(&self, sess: *mut SSL_SESSION) {
         if self.mode() & SESS_CACHE_SERVER == 0 {
             return;
         }
-        let Some(remote) = store::remote() else {
-            return;
-        };
-        // SAFETY: callers pass a session they hold or were handed by libssl.
-        if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
-            remote.session_removed(&key);
+        if let Some(remote) = store::remote() {
+            forget_in_remote(remote, sess);
         }
     }
 
@@ -336,6 +335,9 @@ impl CtxState {
 
     /// A removal: the session is marked not resumable and the application's
     /// remove callback is told.
+    // Inline: on every removal; what is rare (logging, a store, parked
+    // sessions, marking through libssl) is out of line.
+    #[inline]
     fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, event: Event) {
         log_session(event, ctx, sess);
         // A session removed or expired here must not be resumed elsewhere;
@@ -634,16 +636,31 @@ impl CtxState {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn forget_in_remote(remote: &store::Remote, sess: *mut SSL_SESSION) {
+    // SAFETY: callers pass a session they hold or were handed by libssl.
+    if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
+        remote.session_removed(&key);
+    }
+}
+
 fn log_id(event: Event, ctx: *mut SSL_CTX, id: &[u8]) {
     if diag::logging() {
         diag::log_event(event, ctx.cast_const().cast(), id);
     }
 }
 
+#[inline]
 fn log_session(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-    if !diag::logging() {
-        return;
+    if diag::logging() {
+        log_session_now(event, ctx, sess);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     // SAFETY: callers pass a session they hold or were handed by libssl.
     if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
         diag::log_event(event, ctx.cast_const().cast(), key.id());
@@ -689,14 +706,21 @@ fn mode_for_libssl(app_mode: u32) -> c_long {
 ///
 /// Once libssl has shown where it keeps the flag, marking is one store
 /// there instead (see `libssl::not_resumable`).
+#[inline]
 fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     // SAFETY: callers pass a session they hold.
     let Some(session) = (unsafe { Session::from_ptr(sess) }) else {
         return;
     };
-    if not_resumable::mark_directly(session) {
-        return;
+    if !not_resumable::mark_directly(session) {
+        mark_not_resumable_through_libssl(ctx, session);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
+    let sess = session.as_ptr();
     let Some(real) = libssl::real() else { return };
     let watch = not_resumable::watch(session);
     let marker = MARKER_CTX.load(Ordering::Acquire);
