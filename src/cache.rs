@@ -613,6 +613,8 @@ impl Order {
     }
 
     /// Takes `handle`'s slot out of the list or the heap.
+    // Inline: on every removal; the heap's part is out of line.
+    #[inline]
     fn unplace(&mut self, handle: u32) {
         let Node { prev, next, .. } = *self.node(handle);
         if prev == Node::IN_HEAP {
@@ -630,6 +632,8 @@ impl Order {
     }
 
     /// Removes `handle`'s slot; the handle is free again.
+    // Inline: on every removal, whose callers drop the slot returned.
+    #[inline]
     fn remove(&mut self, handle: u32) -> Slot {
         self.unplace(handle);
         self.free_handles.push(handle);
@@ -665,6 +669,7 @@ impl Order {
     }
 
     /// Removes the heap's slot at `at`: the last one takes its place.
+    #[inline(never)]
     fn heap_remove(&mut self, at: usize) {
         let last = self.heap.pop().expect("a heap slot per heap handle");
         if at < self.heap.len() {

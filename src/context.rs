@@ -271,6 +271,7 @@ impl CtxState {
     }
 
     /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.
+    #[inline]
     pub fn remove_session(&self, ctx: *mut SSL_CTX, sess: Session) -> c_int {
         // The key is borrowed from the session, which the caller holds; an
         // empty ID is ignored, as libssl does.
@@ -841,30 +842,41 @@ fn forget_state_of(ctx: *mut c_void) {
 ///
 /// # Safety
 /// `ctx` must be a live `SSL_CTX` for all of `'a`.
+// Inline, with the thread-local and ex_data paths out of line: every call
+// asks, and for the ctx in the shared slot the answer is two loads.
+#[inline]
 pub unsafe fn state_of<'a>(ctx: *mut SSL_CTX) -> Option<&'a CtxState> {
     if ctx.is_null() {
         return None;
     }
     let state = match SHARED_SLOT.state_of(ctx as usize) {
         Some(state) => state,
-        None => {
-            let generation = STATE_GENERATION.load(Ordering::Acquire);
-            let (last_ctx, last_state, last_generation) = LAST_STATE.with(Cell::get);
-            if last_ctx == ctx as usize && last_generation == generation {
-                last_state
-            } else {
-                // SAFETY: live ctx per the contract.
-                let state = unsafe { state_in_ex_data(ctx) };
-                LAST_STATE.with(|l| l.set((ctx as usize, state, generation)));
-                SHARED_SLOT.claim(ctx as usize, state);
-                state
-            }
-        }
+        // SAFETY: live ctx per the contract.
+        None => unsafe { state_of_other_ctx(ctx) },
     };
     // SAFETY: a non-null state was read from the ctx's ex_data in this
     // generation; it stays there (and alive) until the ctx is freed, which
     // starts a new generation.
     unsafe { state.as_ref() }
+}
+
+/// [`state_of`] for a ctx that is not in the shared slot: this thread's
+/// remembered pair, or the ctx's ex_data.
+///
+/// # Safety
+/// `ctx` must be a live `SSL_CTX`.
+#[inline(never)]
+unsafe fn state_of_other_ctx(ctx: *mut SSL_CTX) -> *const CtxState {
+    let generation = STATE_GENERATION.load(Ordering::Acquire);
+    let (last_ctx, last_state, last_generation) = LAST_STATE.with(Cell::get);
+    if last_ctx == ctx as usize && last_generation == generation {
+        return last_state;
+    }
+    // SAFETY: live ctx per the contract.
+    let state = unsafe { state_in_ex_data(ctx) };
+    LAST_STATE.with(|l| l.set((ctx as usize, state, generation)));
+    SHARED_SLOT.claim(ctx as usize, state);
+    state
 }
 
 /// The state pointer stored at our index of `ctx` (NULL when none).
