@@ -263,11 +263,20 @@ impl CtxState {
         }
         drop(parking);
         drop(outcome.released);
+        if !evicted.is_empty() {
+            self.notify_evicted(ctx, evicted);
+        }
+        outcome.added
+    }
+
+    /// The sessions an insert evicted, out of line: most inserts evict
+    /// nothing.
+    #[inline(never)]
+    fn notify_evicted(&self, ctx: *mut SSL_CTX, evicted: Evicted<SessionRef>) {
         for victim in evicted {
             // libssl frees each evicted session right after its callback.
             self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
         }
-        outcome.added
     }
 
     /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.

@@ -250,6 +250,7 @@ impl Session {
     }
 
     /// Runs `f` on the session's ID bytes (at most 32).
+    #[inline]
     pub fn with_id<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut len: c_uint = 0;
         // SAFETY: live session; libssl returns a pointer into the session's
@@ -268,6 +269,7 @@ impl Session {
     }
 
     /// The session's key, borrowed from the session itself (no copy).
+    #[inline]
     pub fn with_key_ref<R>(self, f: impl FnOnce(SessionKeyRef<'_>) -> R) -> Option<R> {
         // SAFETY: live session.
         let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
