@@ -566,27 +566,35 @@ impl Order {
     }
 
     /// A new slot; returns its handle.
+    // Inline, with the rare parts (a new node, a place in the heap) out of
+    // line: on every insert.
+    #[inline]
     fn add(&mut self, expiry: Expiry, hash: u64) -> u32 {
         let handle = match self.free_handles.pop() {
             Some(handle) => handle,
-            None => {
-                grow_by_an_eighth(&mut self.nodes);
-                self.nodes.push(Node {
-                    key: 0,
-                    hash: 0,
-                    prev: Node::NONE,
-                    next: Node::NONE,
-                });
-                u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 sessions")
-            }
+            None => self.new_node(),
         };
         self.place(handle, expiry, hash);
         self.len += 1;
         handle
     }
 
+    /// A node beyond all there are; returns its handle.
+    #[inline(never)]
+    fn new_node(&mut self) -> u32 {
+        grow_by_an_eighth(&mut self.nodes);
+        self.nodes.push(Node {
+            key: 0,
+            hash: 0,
+            prev: Node::NONE,
+            next: Node::NONE,
+        });
+        u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 sessions")
+    }
+
     /// Gives `handle` its place at `expiry`, behind every slot with the
     /// same expiry.
+    #[inline]
     fn place(&mut self, handle: u32, expiry: Expiry, hash: u64) {
         let seq = self.take_seq();
         let key = Slot::order_key(expiry, seq);
@@ -604,12 +612,19 @@ impl Order {
             }
             self.tail = Link(handle);
         } else {
-            node.prev = Node::IN_HEAP;
-            // `sift_up` records the heap index in `next`.
-            let at = self.heap.len();
-            self.heap.push(handle);
-            self.sift_up(at);
+            self.place_in_heap(handle);
         }
+    }
+
+    /// [`Order::place`] for a slot that does not come after every listed
+    /// one (its key is set).
+    #[inline(never)]
+    fn place_in_heap(&mut self, handle: u32) {
+        self.node_mut(handle).prev = Node::IN_HEAP;
+        // `sift_up` records the heap index in `next`.
+        let at = self.heap.len();
+        self.heap.push(handle);
+        self.sift_up(at);
     }
 
     /// Takes `handle`'s slot out of the list or the heap.
