@@ -222,6 +222,7 @@ impl CtxState {
     }
 
     /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
+    #[inline]
     pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
             if let Some(real) = libssl::real() {
