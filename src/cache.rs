@@ -648,7 +648,7 @@ impl Order {
 
     /// Removes `handle`'s slot; the handle is free again.
     // Inline: on every removal, whose callers drop the slot returned.
-    #[inline]
+    #[inline(always)]
     fn remove(&mut self, handle: u32) -> Slot {
         self.unplace(handle);
         self.free_handles.push(handle);
