@@ -1046,6 +1046,7 @@ impl<S: CachedSession> SessionCache<S> {
     /// read from: that one matches without comparing (its version and ID
     /// are the key), which spares a removal of the cached object itself,
     /// the usual case, reading the ID again.
+    #[inline]
     pub fn remove_ref(
         &self,
         key: SessionKeyRef<'_>,
