@@ -13,7 +13,7 @@
 # through libssl on the library's marker ctx, never with the library's own
 # store) and with SESSCACHE_TEST_NO_MARKER_CTX=1 (through libssl on the
 # application's ctx). t_random must report in its stats file that marking
-# had become one store (c-tests/../src/libssl/not_resumable.rs).
+# had become one store (src/libssl/not_resumable.rs).
 # t_reenter only runs with the library (plain libssl deadlocks there) under
 # `timeout 60` and must print "done"; t_stress runs in all three modes and
 # must print "stress ok".

@@ -48,7 +48,7 @@ use once_cell::sync::Lazy;
 use super::{SSL_SESSION_get0_id_context, Session};
 
 /// Bytes of the session watched after its session-ID context.
-pub const WINDOW: usize = 32;
+const WINDOW: usize = 32;
 
 /// `SSL_MAX_SID_CTX_LENGTH`: the session-ID context buffer's size.
 const SID_CTX_CAPACITY: usize = 32;
@@ -62,7 +62,7 @@ const CONFIRMATIONS: u32 = 2;
 
 /// What one watched marking says about the flag's place.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Evidence {
+enum Evidence {
     /// The session was not resumable before, or still is after: it says
     /// nothing (already marked, or no ID and no ticket).
     Nothing,
@@ -75,7 +75,7 @@ pub enum Evidence {
 /// What a marking watched from the start of the window (`window_start`
 /// bytes from the session's start) tells: `before` and `after` are the
 /// window's bytes around libssl's marking.
-pub fn evidence(
+fn evidence(
     window_start: usize,
     before: &[u8; WINDOW],
     after: &[u8; WINDOW],
@@ -117,7 +117,7 @@ pub fn evidence(
 /// The learning's state: a pure state machine, fed one [`Evidence`] at a
 /// time.
 #[derive(Debug, Default)]
-pub struct Learner {
+struct Learner {
     candidate: Option<usize>,
     confirmations: u32,
     observations: u32,
@@ -127,7 +127,7 @@ pub struct Learner {
 impl Learner {
     /// Takes one piece of evidence; returns the flag's offset once it is
     /// known.
-    pub fn learn(&mut self, evidence: Evidence) -> Option<usize> {
+    fn learn(&mut self, evidence: Evidence) -> Option<usize> {
         if self.over {
             return None;
         }
@@ -155,7 +155,7 @@ impl Learner {
     }
 
     /// Whether more markings need watching.
-    pub fn learning(&self) -> bool {
+    fn learning(&self) -> bool {
         !self.over
     }
 }
