@@ -25,12 +25,13 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
 mod shard_lock;
-use shard_lock::{READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row};
+use shard_lock::{
+    ExclusiveGuard, ExclusiveLock, READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row,
+};
 
 /// Longest session ID libssl accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -770,7 +771,7 @@ fn grow_by_an_eighth<T>(v: &mut Vec<T>) {
 pub struct SessionCache<S> {
     shards: ShardLocks<Shard<S>, SHARDS>,
     counters: Box<[RowCounters; READER_ROWS]>,
-    order: Mutex<Order>,
+    order: ExclusiveLock<Order>,
     capacity: AtomicUsize,
     evictions: AtomicU64,
     seed: u64,
@@ -785,7 +786,7 @@ impl<S: CachedSession> SessionCache<S> {
                 clean_capacity: 0,
             }),
             counters: Box::default(),
-            order: Mutex::new(Order::default()),
+            order: ExclusiveLock::new(Order::default()),
             capacity: AtomicUsize::new(capacity),
             evictions: AtomicU64::new(0),
             // A per-cache random seed: a peer choosing session IDs cannot
@@ -826,11 +827,11 @@ impl<S: CachedSession> SessionCache<S> {
         self.shards.write(Self::shard_index(hash))
     }
 
-    // A panic elsewhere while the lock was held cannot leave the order half
-    // updated in a way that breaks memory safety, so a poisoned lock is
-    // used as it is rather than turning every later call into a panic.
-    fn order(&self) -> MutexGuard<'_, Order> {
-        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic while the lock was held cannot leave the order half updated
+    // in a way that breaks memory safety; the order is used as it was left
+    // rather than turning every later call into a panic.
+    fn order(&self) -> ExclusiveGuard<'_, Order> {
+        self.order.lock()
     }
 
     pub fn capacity(&self) -> usize {
