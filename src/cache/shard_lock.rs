@@ -324,9 +324,10 @@ impl<T> Drop for WriteGuard<'_, T> {
 /// locked exchange (it must learn whether to wake a sleeper) and checks for
 /// poisoning twice; this lock unlocks with a plain store, and a waiter
 /// spins, yields and sleeps like the shards' ([`Backoff`]). Measured in
-/// place of the `Mutex` (bench_cache, 11-15 interleaved runs): removal
-/// 0.94 / 0.95 of the time at 1k / 20k sessions, flush 0.96, insert
-/// unchanged.
+/// place of the `Mutex` (bench_cache, 31 interleaved runs each): removal
+/// 0.95 / 0.94 of the time at 1k / 20k sessions, insert 0.95 / 0.95. Three
+/// earlier tries gained nothing while every removal still marked its
+/// session through libssl's locked call (BENCHMARKS.md, "Why the misses").
 ///
 /// A panic while the lock is held releases it (the guard's `drop` runs on
 /// unwinding): the order is used as it was left, as the cache did with the
