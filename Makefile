@@ -6,7 +6,7 @@
 #                 libssl vs preloaded vs linked; the preloaded runs under
 #                 valgrind), header freshness
 #   make test-c   the C differential tests without valgrind (quick)
-#   make test-loom  the shard lock under loom's model checker
+#   make test-loom  the cache's locks under loom's model checker
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
@@ -57,7 +57,7 @@ lint:
 test-rust:
 	$(CARGO) test --release
 
-# The shard lock under loom's model checker (src/cache/shard_lock.rs), in
+# The cache's locks under loom's model checker (src/cache/shard_lock.rs), in
 # its own target directory: --cfg loom rebuilds every dependency.
 test-loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release --lib loom_tests
