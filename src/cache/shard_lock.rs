@@ -37,6 +37,7 @@
 //! code runs under these locks that could take another lock of ours
 //! (application callbacks run after every lock is released).
 
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
@@ -363,6 +364,7 @@ impl<T> ExclusiveLock<T> {
         }
         ExclusiveGuard {
             lock: self,
+            value_ref: PhantomData,
             #[cfg(all(test, loom))]
             value: Some(self.value.get_mut()),
         }
@@ -384,6 +386,9 @@ impl<T> ExclusiveLock<T> {
 
 pub struct ExclusiveGuard<'a, T> {
     lock: &'a ExclusiveLock<T>,
+    /// The guard is a `&mut T`: shared between threads only if `T: Sync`
+    /// (the reference to the lock alone would need only `T: Send`).
+    value_ref: PhantomData<&'a mut T>,
     /// loom's record of this access, ended before the unlock.
     #[cfg(all(test, loom))]
     value: Option<MutPtr<T>>,
