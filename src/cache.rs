@@ -29,9 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use hashbrown::HashTable;
 
 mod shard_lock;
-use shard_lock::{
-    ExclusiveGuard, ExclusiveLock, READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row,
-};
+use shard_lock::{ExclusiveLock, READER_ROWS, ReadGuard, ShardLocks, WriteGuard, this_threads_row};
 
 /// Longest session ID libssl accepts (`SSL_MAX_SSL_SESSION_ID_LENGTH`).
 pub const MAX_SESSION_ID_LEN: usize = 32;
@@ -830,7 +828,7 @@ impl<S: CachedSession> SessionCache<S> {
     // A panic while the lock was held cannot leave the order half updated
     // in a way that breaks memory safety; the order is used as it was left
     // rather than turning every later call into a panic.
-    fn order(&self) -> ExclusiveGuard<'_, Order> {
+    fn order(&self) -> WriteGuard<'_, Order> {
         self.order.lock()
     }
 

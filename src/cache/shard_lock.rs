@@ -37,7 +37,6 @@
 //! code runs under these locks that could take another lock of ours
 //! (application callbacks run after every lock is released).
 
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering;
 
@@ -85,6 +84,40 @@ struct Shard<T> {
     value: UnsafeCell<T>,
 }
 
+impl<T> Shard<T> {
+    fn new(value: T) -> Shard<T> {
+        Shard {
+            writer: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Raises the writer flag, once no other writer holds it.
+    #[inline]
+    fn take_writer_flag(&self) {
+        if self
+            .writer
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            self.wait_for_other_writer();
+        }
+    }
+
+    #[cold]
+    fn wait_for_other_writer(&self) {
+        let mut wait = Backoff::default();
+        while self.writer.load(Ordering::Relaxed)
+            || self
+                .writer
+                .compare_exchange_weak(false, true, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            wait.pause();
+        }
+    }
+}
+
 /// `N` values, each behind its own reader-writer lock.
 pub struct ShardLocks<T, const N: usize> {
     shards: Box<[Shard<T>]>,
@@ -101,12 +134,7 @@ unsafe impl<T: Send + Sync, const N: usize> Sync for ShardLocks<T, N> {}
 impl<T, const N: usize> ShardLocks<T, N> {
     pub fn new(mut make: impl FnMut() -> T) -> ShardLocks<T, N> {
         ShardLocks {
-            shards: (0..N)
-                .map(|_| Shard {
-                    writer: AtomicBool::new(false),
-                    value: UnsafeCell::new(make()),
-                })
-                .collect(),
+            shards: (0..N).map(|_| Shard::new(make())).collect(),
             rows: Box::new(std::array::from_fn(|_| ReaderRow {
                 readers: std::array::from_fn(|_| AtomicU32::new(0)),
             })),
@@ -164,13 +192,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
     #[inline]
     pub fn write(&self, index: usize) -> WriteGuard<'_, T> {
         let shard = &self.shards[index];
-        if shard
-            .writer
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
-            Self::wait_for_other_writer(shard);
-        }
+        shard.take_writer_flag();
         seq_cst_point();
         // New readers now step back; wait for those already in. Seeing a
         // count of zero acquires every earlier reader's release, so their
@@ -179,11 +201,7 @@ impl<T, const N: usize> ShardLocks<T, N> {
         if self.rows.iter().fold(0, |any, row| any | readers(row)) != 0 {
             self.wait_for_readers(index);
         }
-        WriteGuard {
-            shard,
-            #[cfg(all(test, loom))]
-            value: Some(shard.value.get_mut()),
-        }
+        WriteGuard::new(shard)
     }
 
     #[cold]
@@ -193,19 +211,6 @@ impl<T, const N: usize> ShardLocks<T, N> {
             while row.readers[index].load(Ordering::SeqCst) != 0 {
                 wait.pause();
             }
-        }
-    }
-
-    #[cold]
-    fn wait_for_other_writer(shard: &Shard<T>) {
-        let mut wait = Backoff::default();
-        while shard.writer.load(Ordering::Relaxed)
-            || shard
-                .writer
-                .compare_exchange_weak(false, true, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-        {
-            wait.pause();
         }
     }
 }
@@ -274,6 +279,17 @@ pub struct WriteGuard<'a, T> {
     value: Option<MutPtr<T>>,
 }
 
+impl<'a, T> WriteGuard<'a, T> {
+    /// For a shard whose writer flag the caller raised, with no reader in.
+    fn new(shard: &'a Shard<T>) -> WriteGuard<'a, T> {
+        WriteGuard {
+            shard,
+            #[cfg(all(test, loom))]
+            value: Some(shard.value.get_mut()),
+        }
+    }
+}
+
 #[cfg(not(all(test, loom)))]
 impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
@@ -321,122 +337,43 @@ impl<T> Drop for WriteGuard<'_, T> {
 }
 
 /// One value behind a lock with no readers: the cache's expiry order,
-/// which every insert and removal changes. `std::sync::Mutex` unlocks with a
-/// locked exchange (it must learn whether to wake a sleeper) and checks for
+/// which every insert and removal changes. A shard that is only ever
+/// written: the writer flag is the lock, the guard is [`WriteGuard`], and
+/// no reader counts are read. `std::sync::Mutex` unlocks with a locked
+/// exchange (it must learn whether to wake a sleeper) and checks for
 /// poisoning twice; this lock unlocks with a plain store, and a waiter
-/// spins, yields and sleeps like the shards' ([`Backoff`]). Measured in
-/// place of the `Mutex` (bench_cache, 31 interleaved runs each): removal
-/// 0.95 / 0.94 of the time at 1k / 20k sessions, insert 0.95 / 0.95. Three
-/// earlier tries gained nothing while every removal still marked its
-/// session through libssl's locked call (BENCHMARKS.md, "Why the misses").
+/// spins, yields and sleeps ([`Backoff`]). Measured in place of the `Mutex`
+/// (bench_cache, 31 interleaved runs each): removal 0.95 / 0.94 of the
+/// time at 1k / 20k sessions, insert 0.95 / 0.95. Three earlier tries
+/// gained nothing while every removal still marked its session through
+/// libssl's locked call (BENCHMARKS.md, "Why the misses").
 ///
 /// A panic while the lock is held releases it (the guard's `drop` runs on
 /// unwinding): the order is used as it was left, as the cache did with the
 /// poisoned `Mutex`.
 pub struct ExclusiveLock<T> {
-    held: AtomicBool,
-    value: UnsafeCell<T>,
+    shard: Shard<T>,
 }
 
-// SAFETY: the value is reached only through a guard, and the guard exists
-// only while `held` is true because its `lock` set it (one guard at a time,
-// Acquire after the previous guard's Release): `Mutex`'s contract, and
-// `Mutex`'s bound (`T: Send`: the value is used from whichever thread holds
-// the lock, never from two at once).
+// SAFETY: the value is reached only through a `WriteGuard`, which exists
+// only while the writer flag is raised by the `lock` that made it (one
+// guard at a time, each taking the flag after the previous guard's Release
+// store): `Mutex`'s contract, and `Mutex`'s bound (`T: Send`: the value is
+// used from whichever thread holds the lock, never from two at once). The
+// guard itself is neither `Send` nor `Sync` (it holds `&Shard<T>`).
 unsafe impl<T: Send> Sync for ExclusiveLock<T> {}
 
 impl<T> ExclusiveLock<T> {
     pub fn new(value: T) -> ExclusiveLock<T> {
         ExclusiveLock {
-            held: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
+            shard: Shard::new(value),
         }
     }
 
     #[inline]
-    pub fn lock(&self) -> ExclusiveGuard<'_, T> {
-        if self
-            .held
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.wait();
-        }
-        ExclusiveGuard {
-            lock: self,
-            value_ref: PhantomData,
-            #[cfg(all(test, loom))]
-            value: Some(self.value.get_mut()),
-        }
-    }
-
-    #[cold]
-    fn wait(&self) {
-        let mut wait = Backoff::default();
-        while self.held.load(Ordering::Relaxed)
-            || self
-                .held
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            wait.pause();
-        }
-    }
-}
-
-pub struct ExclusiveGuard<'a, T> {
-    lock: &'a ExclusiveLock<T>,
-    /// The guard is a `&mut T`: shared between threads only if `T: Sync`
-    /// (the reference to the lock alone would need only `T: Send`).
-    value_ref: PhantomData<&'a mut T>,
-    /// loom's record of this access, ended before the unlock.
-    #[cfg(all(test, loom))]
-    value: Option<MutPtr<T>>,
-}
-
-#[cfg(not(all(test, loom)))]
-impl<T> Deref for ExclusiveGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this guard set `held`; nobody else reaches the value
-        // until `drop` clears it.
-        unsafe { &*self.lock.value.get() }
-    }
-}
-
-#[cfg(not(all(test, loom)))]
-impl<T> DerefMut for ExclusiveGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference
-        // made through the guard.
-        unsafe { &mut *self.lock.value.get() }
-    }
-}
-
-#[cfg(all(test, loom))]
-impl<T> Deref for ExclusiveGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        let value = self.value.as_ref().expect("live until drop");
-        // SAFETY: as in the real build; here loom checks it.
-        unsafe { MutPtr::deref(value) }
-    }
-}
-
-#[cfg(all(test, loom))]
-impl<T> DerefMut for ExclusiveGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        let value = self.value.as_ref().expect("live until drop");
-        // SAFETY: as in the real build; here loom checks it.
-        unsafe { MutPtr::deref(value) }
-    }
-}
-
-impl<T> Drop for ExclusiveGuard<'_, T> {
-    fn drop(&mut self) {
-        #[cfg(all(test, loom))]
-        drop(self.value.take());
-        self.lock.held.store(false, Ordering::Release);
+    pub fn lock(&self) -> WriteGuard<'_, T> {
+        self.shard.take_writer_flag();
+        WriteGuard::new(&self.shard)
     }
 }
 
