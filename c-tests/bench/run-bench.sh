@@ -67,14 +67,26 @@ for n in "${mem_sizes[@]}"; do
   workloads+=("memory_churn $n|bench_cache memory_churn $n")
   workloads+=("churn_worst $n|bench_cache churn_worst $n")
 done
+hs_count() { [[ $1 == resume12 ]] && echo 3000 || ([[ $1 == full ]] && echo 400 || echo 1500); }
 for kind in full resume12 resume13; do
-  hs=$([[ $kind == resume12 ]] && echo 3000 || ([[ $kind == full ]] && echo 400 || echo 1500))
+  hs=$(hs_count $kind)
   [[ $quick == 1 ]] && hs=$((hs / 3))
   for cache in internal external both; do
     for t in "${hs_threads[@]}"; do
       workloads+=("hs $kind $cache ${t}t|bench_hs $kind $cache $t 20000 $hs")
     done
   done
+done
+# Controls: plain libssl on both sides of every pair ("A/A"), one 1-thread
+# and one 2-thread workload. Their medians show how far from 1.0 a row of
+# this run falls when nothing differs, the resolution the end-to-end
+# target has to be read against.
+for t in "${hs_threads[@]}"; do
+  kind=$([[ $t == 1 ]] && echo resume12 || echo resume13)
+  cache=$([[ $t == 1 ]] && echo internal || echo both)
+  hs=$(hs_count $kind)
+  [[ $quick == 1 ]] && hs=$((hs / 3))
+  workloads+=("hs $kind $cache ${t}t A/A|bench_hs $kind $cache $t 20000 $hs")
 done
 
 # The last "metric=value" line a program prints.
@@ -145,7 +157,9 @@ for w in "${workloads[@]}"; do
   for ((p = 1; p <= n_pairs; p++)); do
     [[ $name == "lookup 2t"* ]] && yardsticks "${name##* }"
     # shellcheck disable=SC2086
-    a=$(run_one 0 $cmd); b=$(run_one 1 $cmd)
+    a=$(run_one 0 $cmd)
+    # shellcheck disable=SC2086
+    if [[ $name == *" A/A" ]]; then b=$(run_one 0 $cmd); else b=$(run_one 1 $cmd); fi
     printf '%s\t%s\t%s\t%s\n' "$name" "$p" "$a" "$b" >> "$raw"
     [[ $name == "lookup 2t"* ]] && scale_pair "${name##* }" "$p" "$a" "$b"
   done
@@ -154,6 +168,7 @@ done
 
 python3 - "$raw" "$out/results.md" <<'PY'
 import sys, statistics as st
+from math import comb
 raw, md = sys.argv[1], sys.argv[2]
 rows, order, header = {}, [], []
 machine = {"1t": [], "2t": [], "wide 1t": [], "wide 2t": []}
@@ -183,17 +198,31 @@ for line in open(raw):
     rows[name][1].append((float(av), float(bv)))
 def rfmt(r):
     return f"{r:.3f}" if r >= 0.01 else f"{r:.1e}"
+def median_interval(xs):
+    # Distribution-free: [x(j+1), x(n-j)] holds the true median with
+    # probability 1 - 2 P(Bin(n, 1/2) <= j); the narrowest with >= 95 %
+    # (the whole range, and its coverage, below 6 pairs).
+    s, n = sorted(xs), len(xs)
+    cover = lambda j: 1 - 2 * sum(comb(n, i) for i in range(j + 1)) / 2 ** n
+    j = 0
+    while j + 1 < n // 2 and cover(j + 1) >= 0.95:
+        j += 1
+    c = cover(j) if n > 1 else 0.0
+    text = f"{rfmt(s[j])}–{rfmt(s[n - 1 - j])}"
+    return text if c >= 0.95 else f"{text} ({c:.0%})"
 def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}" if v < 10 else f"{v:.1f}"
-lines = ["| workload | metric | libssl (A) median | sesscache (B) median | B/A (median of pair ratios) | B/A range | pairs |",
-         "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+lines = ["| workload | metric | libssl (A) median | sesscache (B) median | B/A (median of pair ratios) | 95 % interval of that median | B/A range | pairs |",
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for name in order:
     metric, pairs = rows[name]
     a = st.median(p[0] for p in pairs); b = st.median(p[1] for p in pairs)
     ratios = [p[1] / p[0] for p in pairs]
     r = st.median(ratios)
     spread = f"{rfmt(min(ratios))}–{rfmt(max(ratios))}"
-    lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {rfmt(r)} | {spread} | {len(pairs)} |")
+    lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {rfmt(r)} | {median_interval(ratios)} | {spread} | {len(pairs)} |")
+if any(name.endswith(" A/A") for name in order):
+    lines += ["", "Rows ending in A/A are controls: plain libssl on both sides of every pair."]
 # 2-thread lookup scaling: 1-thread ns per lookup / 2-thread ns per lookup
 # (both are wall time over all lookups), from the medians of each side.
 scaling = []
