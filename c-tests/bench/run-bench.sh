@@ -4,7 +4,8 @@
 # Every workload runs as: one warm-up pair, then PAIRS pairs, each pair being
 # plain libssl (A) then LD_PRELOAD=libsesscache.so (B). Reported: the median
 # of A, the median of B and the median of the per-pair ratios B/A, so that a
-# machine whose speed drifts affects A and B alike.
+# machine whose speed drifts affects A and B alike. Two end-to-end rows
+# ending in "A/A" are controls with plain libssl on both sides.
 #
 #   c-tests/bench/run-bench.sh            full run (about 25 minutes on 2 cores)
 #   BENCH_QUICK=1 c-tests/bench/run-bench.sh   sanity run (fewer sizes/pairs)
@@ -150,16 +151,16 @@ for w in "${workloads[@]}"; do
   name=${w%%|*}; cmd=${w#*|}
   [[ -n $only && $name != *$only* ]] && continue
   [[ -n $skip && $name == *$skip* ]] && continue
+  b_preload=1
+  [[ $name == *" A/A" ]] && b_preload=0   # a control: libssl on both sides
   # shellcheck disable=SC2086
-  run_one 0 $cmd > /dev/null; run_one 1 $cmd > /dev/null   # warm-up pair
+  run_one 0 $cmd > /dev/null; run_one $b_preload $cmd > /dev/null   # warm-up pair
   n_pairs=$pairs
   [[ $name == hs* ]] && n_pairs=$hs_pairs
   for ((p = 1; p <= n_pairs; p++)); do
     [[ $name == "lookup 2t"* ]] && yardsticks "${name##* }"
     # shellcheck disable=SC2086
-    a=$(run_one 0 $cmd)
-    # shellcheck disable=SC2086
-    if [[ $name == *" A/A" ]]; then b=$(run_one 0 $cmd); else b=$(run_one 1 $cmd); fi
+    a=$(run_one 0 $cmd); b=$(run_one $b_preload $cmd)
     printf '%s\t%s\t%s\t%s\n' "$name" "$p" "$a" "$b" >> "$raw"
     [[ $name == "lookup 2t"* ]] && scale_pair "${name##* }" "$p" "$a" "$b"
   done
