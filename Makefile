@@ -1,10 +1,16 @@
 # sesscache — see README.md.
 #   make          build the library (target/release/libsesscache.{so,a}) and
 #                 regenerate include/sesscache.h
-#   make demo     build, then run a TLS server and client with and without it
-#   make test     every test: lint, Rust tests, C differential tests (plain
-#                 libssl vs preloaded vs linked; the preloaded runs under
-#                 valgrind), header freshness
+#   make demo     install what building needs (c-tests/setup.sh), build, then
+#                 run a TLS server and client with and without the library
+#   make test     install what the tests need, then every test: lint, Rust
+#                 tests, C differential tests (plain libssl vs preloaded vs
+#                 linked; the preloaded runs under valgrind), header
+#                 freshness, nginx, install, store
+#   make check    the quick loop, no service started: lint, Rust tests, the
+#                 C differential tests without valgrind, header freshness
+#   make deps     only install what the tests need (make deps-build: what
+#                 building needs); installs nothing that is there
 #   make test-c   the C differential tests without valgrind (quick)
 #   make test-loom  the cache's locks under loom's model checker
 #   make test-bsymbolic  the C differential tests against upstream-built
@@ -30,7 +36,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
-.PHONY: test-store
+.PHONY: test-store deps deps-build check
 
 all: build
 
@@ -41,14 +47,23 @@ $(DEMO): c-tests/demo.c include/sesscache.h | build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude $< -o $@ -lssl -lcrypto -lpthread
 
-demo: build $(DEMO)
+# Prerequisites run left to right: the set-up comes first.
+deps-build:
+	c-tests/setup.sh build
+
+deps:
+	c-tests/setup.sh test
+
+demo: deps-build build $(DEMO)
 	@echo "################ plain libssl ################"
 	@$(DEMO)
 	@echo
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: build lint test-rust test-loom test-valgrind check-header test-nginx test-install test-store
+test: deps build lint test-rust test-loom test-valgrind check-header test-nginx test-install test-store
+
+check: deps-build build lint test-rust test-c check-header
 
 lint:
 	$(CARGO) fmt --check
@@ -92,7 +107,7 @@ check-header: build
 # workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
 # the end-to-end workloads again in instructions per handshake (callgrind),
 # then criterion on the cache core alone.
-bench: build
+bench: deps build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
 	@echo "== end to end in instructions per handshake (callgrind; A = libssl, B = sesscache)"
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-instr.sh
