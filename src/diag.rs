@@ -8,7 +8,11 @@
 //! `SESSCACHE_STATS=DIR`: the process keeps event counters and writes them
 //! to `DIR/sesscache.<pid>.stats` (`name=value` lines), at most once a
 //! second while events happen and once more at exit, replacing the file
-//! atomically so a reader never sees half of it.
+//! atomically so a reader never sees half of it; beside it the same
+//! counters in the Prometheus text format, `DIR/sesscache.<pid>.prom`
+//! ([`prometheus`]), for node_exporter's textfile collector.
+
+mod prometheus;
 
 use std::ffi::c_void;
 use std::fs::OpenOptions;
@@ -207,14 +211,22 @@ fn write_stats(stats: &Stats) {
     }
     text.push_str(&crate::libssl::not_resumable::stats_line());
     text.push_str(&crate::store::stats_lines());
-    let path = stats.dir.join(format!("sesscache.{pid}.stats"));
-    let tmp = stats.dir.join(format!(".sesscache.{pid}.stats.tmp"));
-    if std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
+    let prom = prometheus::render(&text);
+    if replace_file(stats, &format!("sesscache.{pid}.stats"), &text)
+        .and_then(|_| replace_file(stats, &format!("sesscache.{pid}.prom"), &prom))
         .is_err()
     {
         warn_once("sesscache: SESSCACHE_STATS directory is not writable; no stats file");
     }
+}
+
+/// Replaces `name` in the stats directory with `text` in one rename, so a
+/// reader sees the old file or the new one. The temporary name starts with
+/// a dot and does not end in `.prom`, so collectors skip it.
+fn replace_file(stats: &Stats, name: &str, text: &str) -> std::io::Result<()> {
+    let path = stats.dir.join(name);
+    let tmp = stats.dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path))
 }
 
 fn count_event(event: Event) {
