@@ -6,7 +6,7 @@
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
-#                 freshness, nginx, install, store
+#                 freshness, stats, nginx, install, store
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
 #   make deps     only install what the tests need (make deps-build: what
@@ -16,8 +16,10 @@
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
-#   make install  library, header, sesscache.pc, with-sesscache, man page
-#                 (PREFIX=/usr/local, DESTDIR honoured); make uninstall
+#   make install  library, header, sesscache.pc, with-sesscache,
+#                 sesscache-stats, man page (PREFIX=/usr/local, DESTDIR
+#                 honoured); make uninstall
+#   make test-stats  the .stats and .prom files and sesscache-stats
 
 CARGO   ?= cargo
 CC      ?= cc
@@ -36,7 +38,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
-.PHONY: test-store deps deps-build check
+.PHONY: test-store deps deps-build check test-stats
 
 all: build
 
@@ -61,9 +63,9 @@ demo: deps-build build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: deps build lint test-rust test-loom test-valgrind check-header test-nginx test-install test-store
+test: deps build lint test-rust test-loom test-valgrind check-header test-stats test-nginx test-install test-store
 
-check: deps-build build lint test-rust test-c check-header
+check: deps-build build lint test-rust test-c check-header test-stats
 
 lint:
 	$(CARGO) fmt --check
@@ -120,6 +122,11 @@ bench: deps build
 test-nginx: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 
+# The stats directory: .stats and .prom files written by the demo, read by
+# sesscache-stats, also among garbage files.
+test-stats: build $(DEMO)
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) DEMO=$(CURDIR)/$(DEMO) c-tests/stats/test-stats.sh
+
 # make install into a temporary DESTDIR, build a server with pkg-config,
 # run it, make uninstall.
 test-install: build
@@ -127,7 +134,8 @@ test-install: build
 
 # Installs what `make` built (run `make` first; install builds nothing).
 install:
-	@test -f $(LIB_SO) -a -f $(RELEASE)/libsesscache.a || { echo "run make first"; exit 1; }
+	@test -f $(LIB_SO) -a -f $(RELEASE)/libsesscache.a -a -f $(RELEASE)/sesscache-stats \
+	  || { echo "run make first"; exit 1; }
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libsesscache.so
@@ -140,12 +148,14 @@ install:
 	sed -e 's|@LIBDIR@|$(LIBDIR)|g' c-tests/install/with-sesscache.in \
 	  >$(DESTDIR)$(BINDIR)/with-sesscache
 	chmod 755 $(DESTDIR)$(BINDIR)/with-sesscache
+	install -m 755 $(RELEASE)/sesscache-stats $(DESTDIR)$(BINDIR)/sesscache-stats
 	install -m 644 c-tests/install/sesscache.7 $(DESTDIR)$(MANDIR)/man7/sesscache.7
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libsesscache.so $(DESTDIR)$(LIBDIR)/libsesscache.a \
 	  $(DESTDIR)$(INCLUDEDIR)/sesscache.h $(DESTDIR)$(PCDIR)/sesscache.pc \
-	  $(DESTDIR)$(BINDIR)/with-sesscache $(DESTDIR)$(MANDIR)/man7/sesscache.7
+	  $(DESTDIR)$(BINDIR)/with-sesscache $(DESTDIR)$(BINDIR)/sesscache-stats \
+	  $(DESTDIR)$(MANDIR)/man7/sesscache.7
 
 clean:
 	$(CARGO) clean

@@ -45,7 +45,8 @@ check_demo() {
 DEST="$TMP/dest"
 mk install DESTDIR="$DEST" PREFIX=/usr
 FILES=(usr/lib/libsesscache.so usr/lib/libsesscache.a usr/include/sesscache.h
-    usr/lib/pkgconfig/sesscache.pc usr/bin/with-sesscache usr/share/man/man7/sesscache.7)
+    usr/lib/pkgconfig/sesscache.pc usr/bin/with-sesscache usr/bin/sesscache-stats
+    usr/share/man/man7/sesscache.7)
 missing=""
 for f in "${FILES[@]}"; do [ -f "$DEST/$f" ] || missing+=" $f"; done
 extra="$(cd "$DEST" && find . -type f | sed 's|^\./||' | sort | grep -vxF -f <(printf '%s\n' "${FILES[@]}") || true)"
