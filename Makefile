@@ -6,7 +6,7 @@
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
-#                 freshness, stats, nginx, install, store
+#                 freshness, stats, nginx, install, .deb, store
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
 #   make deps     only install what the tests need (make deps-build: what
@@ -19,6 +19,8 @@
 #   make install  library, header, sesscache.pc, with-sesscache,
 #                 sesscache-stats, man page (PREFIX=/usr/local, DESTDIR
 #                 honoured); make uninstall
+#   make deb      target/deb/sesscache_<version>_<arch>.deb (PREFIX=/usr);
+#                 make test-deb installs it with dpkg, runs the demo, removes it
 #   make test-stats  the .stats and .prom files and sesscache-stats
 
 CARGO   ?= cargo
@@ -38,7 +40,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
-.PHONY: test-store deps deps-build check test-stats
+.PHONY: test-store deps deps-build check test-stats deb test-deb
 
 all: build
 
@@ -63,7 +65,7 @@ demo: deps-build build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: deps build lint test-rust test-loom test-valgrind check-header test-stats test-nginx test-install test-store
+test: deps build lint test-rust test-loom test-valgrind check-header test-stats test-nginx test-install test-deb test-store
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
@@ -156,6 +158,16 @@ uninstall:
 	  $(DESTDIR)$(INCLUDEDIR)/sesscache.h $(DESTDIR)$(PCDIR)/sesscache.pc \
 	  $(DESTDIR)$(BINDIR)/with-sesscache $(DESTDIR)$(BINDIR)/sesscache-stats \
 	  $(DESTDIR)$(MANDIR)/man7/sesscache.7
+
+# A Debian package of what make install installs (PREFIX=/usr), with example
+# systemd drop-ins for nginx, HAProxy and Apache in its doc directory.
+deb: build
+	c-tests/deb/build-deb.sh
+
+# Installs that package with dpkg on this machine, runs the demo under
+# with-sesscache, removes it and checks nothing is left (needs root).
+test-deb: deb $(DEMO)
+	DEMO=$(CURDIR)/$(DEMO) c-tests/deb/test-deb.sh
 
 clean:
 	$(CARGO) clean
