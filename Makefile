@@ -110,7 +110,9 @@ check-header: build
 # A/B benchmarks against the machine's libssl (BENCHMARKS.md): the C
 # workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
 # the end-to-end workloads again in instructions per handshake (callgrind),
-# then criterion on the cache core alone.
+# then criterion on the cache core alone, nginx's resumption rates, and the
+# figures (target/bench/*.png from summary.tsv and nginx-resumption.tsv; the
+# published run's are in c-tests/bench/results/).
 bench: deps build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-bench.sh
 	@echo "== end to end in instructions per handshake (callgrind; A = libssl, B = sesscache)"
@@ -118,6 +120,9 @@ bench: deps build
 	@echo "== shared store: cross-process against local resumption (same run)"
 	STORE_TEST_CASES=6 c-tests/store/run-store-tests.sh | grep -E '^INFO 6-bench'
 	$(CARGO) bench --bench bench_core
+	@echo "== nginx: returning clients resumed by workers (plain, sesscache, with a store)"
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/nginx-resumption.sh
+	c-tests/bench/plot.sh target/bench
 
 # nginx (Debian's package) with the library preloaded vs plain: builtin,
 # shared, both and no session cache, TLS 1.2 and 1.3, reload.

@@ -15,7 +15,8 @@
 #   c-tests/bench/run-bench.sh --report   only summarise target/bench/raw.tsv
 #
 # Needs target/release/libsesscache.so (make build). Writes the table to
-# stdout and to target/bench/results.md; raw numbers to target/bench/raw.tsv.
+# stdout and to target/bench/results.md, the same rows tab-separated to
+# target/bench/summary.tsv (for plot.sh); raw numbers to target/bench/raw.tsv.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -112,7 +113,8 @@ else
 fi
 [[ $skip_runs == 1 ]] || {
   echo "# uname: $(uname -srm); nproc: $(nproc); $(openssl version)"
-  echo "# pairs: $pairs, end to end $hs_pairs (+1 warm-up each); started $(date -u +%FT%TZ)"
+  echo "# pairs: $pairs, end to end $hs_pairs (+1 warm-up each); quick: $quick; started $(date -u +%FT%TZ)"
+  echo "# library: $lib; git HEAD at the start: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
   # The yardsticks for 2-thread figures: two threads sharing nothing.
   for t in 1 2 1 2 1 2; do
     printf 'machine\t%s\t%s\n' "${t}t" "$("$out/bench_scale" "$t" | tail -n 1)"
@@ -167,10 +169,10 @@ for w in "${workloads[@]}"; do
   echo "  done: $name" >&2
 done
 
-python3 - "$raw" "$out/results.md" <<'PY'
+python3 - "$raw" "$out/results.md" "$out/summary.tsv" <<'PY'
 import sys, statistics as st
 from math import comb
-raw, md = sys.argv[1], sys.argv[2]
+raw, md, tsv = sys.argv[1], sys.argv[2], sys.argv[3]
 rows, order, header = {}, [], []
 machine = {"1t": [], "2t": [], "wide 1t": [], "wide 2t": []}
 scale = {}   # sessions -> [(a1, a2, b1, b2)] ns per lookup, one per pair
@@ -199,7 +201,7 @@ for line in open(raw):
     rows[name][1].append((float(av), float(bv)))
 def rfmt(r):
     return f"{r:.3f}" if r >= 0.01 else f"{r:.1e}"
-def median_interval(xs):
+def median_bounds(xs):
     # Distribution-free: [x(j+1), x(n-j)] holds the true median with
     # probability 1 - 2 P(Bin(n, 1/2) <= j); the narrowest with >= 95 %
     # (the whole range, and its coverage, below 6 pairs).
@@ -208,11 +210,16 @@ def median_interval(xs):
     j = 0
     while j + 1 < n // 2 and cover(j + 1) >= 0.95:
         j += 1
-    c = cover(j) if n > 1 else 0.0
-    text = f"{rfmt(s[j])}–{rfmt(s[n - 1 - j])}"
+    return s[j], s[n - 1 - j], (cover(j) if n > 1 else 0.0)
+def median_interval(xs):
+    lo, hi, c = median_bounds(xs)
+    text = f"{rfmt(lo)}–{rfmt(hi)}"
     return text if c >= 0.95 else f"{text} ({c:.0%})"
 def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}" if v < 10 else f"{v:.1f}"
+# The same rows, machine-readable, for c-tests/bench/plot.sh.
+summary = ["\t".join(["workload", "metric", "a_median", "b_median", "ratio_median",
+                      "ratio_ci_low", "ratio_ci_high", "ratio_min", "ratio_max", "pairs"])]
 lines = ["| workload | metric | libssl (A) median | sesscache (B) median | B/A (median of pair ratios) | 95 % interval of that median | B/A range | pairs |",
          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for name in order:
@@ -222,6 +229,9 @@ for name in order:
     r = st.median(ratios)
     spread = f"{rfmt(min(ratios))}–{rfmt(max(ratios))}"
     lines.append(f"| {name} | {metric} | {fmt(a)} | {fmt(b)} | {rfmt(r)} | {median_interval(ratios)} | {spread} | {len(pairs)} |")
+    lo, hi, _ = median_bounds(ratios)
+    summary.append("\t".join([name, metric] + [f"{v:.6g}" for v in (a, b, r, lo, hi, min(ratios), max(ratios))]
+                             + [str(len(pairs))]))
 if any(name.endswith(" A/A") for name in order):
     lines += ["", "Rows ending in A/A are controls: plain libssl on both sides of every pair."]
 # 2-thread lookup scaling: 1-thread ns per lookup / 2-thread ns per lookup
@@ -284,6 +294,7 @@ if floors:
                      f"({c(None if br is None else br - fs)}) |")
 text = "\n".join(["<!-- " + h + " -->" for h in header] + [""] + lines) + "\n"
 open(md, "w").write(text)
+open(tsv, "w").write("".join(f"# {h}\n" for h in header) + "\n".join(summary) + "\n")
 print(text)
 PY
-echo "written: $out/results.md (raw: $raw)" >&2
+echo "written: $out/results.md, $out/summary.tsv (raw: $raw)" >&2
