@@ -9,11 +9,14 @@
 //! to `DIR/sesscache.<pid>.stats` (`name=value` lines), at most once a
 //! second while events happen and once more at exit, replacing the file
 //! atomically so a reader never sees half of it.
+//!
+//! Both are opened at load, and never through a planted symlink
+//! ([`files`]).
+
+mod files;
 
 use std::ffi::c_void;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -24,11 +27,18 @@ static WARNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 /// Writes `message` to stderr the first time it is given; never panics,
 /// even with stderr closed.
 pub fn warn_once(message: &'static str) {
+    warn_once_about(message, message);
+}
+
+/// Writes `message` to stderr the first time a warning about `what` is
+/// given (the list of what was warned about stays as short as the set of
+/// `what`s in the code).
+pub fn warn_once_about(what: &'static str, message: &str) {
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if warned.contains(&message) {
+    if warned.contains(&what) {
         return;
     }
-    warned.push(message);
+    warned.push(what);
     let _ = writeln!(std::io::stderr(), "{message}");
 }
 
@@ -123,12 +133,10 @@ static SINK: Lazy<Option<Sink>> = Lazy::new(|| {
     match value.to_str() {
         Some("") | Some("0") => None,
         Some("1") | Some("stderr") => Some(Sink::Stderr),
-        _ => match OpenOptions::new().create(true).append(true).open(&value) {
+        _ => match files::open_log(&value) {
             Ok(file) => Some(Sink::File(Mutex::new(file))),
-            Err(_) => {
-                warn_once(
-                    "sesscache: SESSCACHE_LOG names a file that cannot be opened; logging to stderr",
-                );
+            Err(why) => {
+                warn_once_about("SESSCACHE_LOG", &why);
                 Some(Sink::Stderr)
             }
         },
@@ -141,13 +149,20 @@ pub fn logging() -> bool {
 }
 
 struct Stats {
-    dir: PathBuf,
+    dir: files::StatsDir,
     counters: [AtomicU64; Event::ALL.len()],
     last_write: AtomicI64,
 }
 
 static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
-    let dir = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
+    let path = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
+    let dir = match files::StatsDir::open(&path) {
+        Ok(dir) => dir,
+        Err(why) => {
+            warn_once_about("SESSCACHE_STATS", &why);
+            return None;
+        }
+    };
     // SAFETY: registers plain functions to run at exit and in forked
     // children.
     unsafe {
@@ -155,7 +170,7 @@ static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
         libc::pthread_atfork(None, None, Some(zero_stats_in_child));
     }
     Some(Stats {
-        dir: PathBuf::from(dir),
+        dir,
         counters: Default::default(),
         last_write: AtomicI64::new(0),
     })
@@ -207,13 +222,8 @@ fn write_stats(stats: &Stats) {
     }
     text.push_str(&crate::libssl::not_resumable::stats_line());
     text.push_str(&crate::store::stats_lines());
-    let path = stats.dir.join(format!("sesscache.{pid}.stats"));
-    let tmp = stats.dir.join(format!(".sesscache.{pid}.stats.tmp"));
-    if std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .is_err()
-    {
-        warn_once("sesscache: SESSCACHE_STATS directory is not writable; no stats file");
+    if let Err(why) = stats.dir.write(pid, &text) {
+        warn_once_about("SESSCACHE_STATS file", &why);
     }
 }
 
