@@ -202,10 +202,20 @@ pub fn read_environment() {
     Lazy::force(&STATS);
 }
 
+/// The last write of a process that had cache events: a process that had
+/// none (a shell command run with the library preloaded, a server's
+/// configuration check) leaves no file behind.
 extern "C" fn write_stats_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(stats) = STATS.as_ref() {
-            write_stats(stats);
+            let had_events = stats.last_write.load(Ordering::Relaxed) != 0
+                || stats
+                    .counters
+                    .iter()
+                    .any(|c| c.load(Ordering::Relaxed) != 0);
+            if had_events {
+                write_stats(stats);
+            }
         }
     });
 }
