@@ -16,6 +16,8 @@
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
+#   make test-files  the stats and log files are never written through a
+#                 planted symlink (c-tests/files/)
 #   make install  library, header, sesscache.pc, with-sesscache,
 #                 sesscache-stats, man page (PREFIX=/usr/local, DESTDIR
 #                 honoured); make uninstall
@@ -40,7 +42,7 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
-.PHONY: test-store deps deps-build check test-stats deb test-deb
+.PHONY: test-store test-files deps deps-build check test-stats deb test-deb
 
 all: build
 
@@ -65,7 +67,7 @@ demo: deps-build build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: deps build lint test-rust test-loom test-valgrind check-header test-stats test-nginx test-install test-deb test-store
+test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-install test-deb test-store
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
@@ -85,6 +87,11 @@ test-loom:
 # stopped by the script on 127.0.0.1 (needs redis-server).
 test-store: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
+
+# The SESSCACHE_STATS and SESSCACHE_LOG files against planted symlinks,
+# directories others can write to and files of other users.
+test-files: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/files/run-file-tests.sh
 
 test-c: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh

@@ -11,13 +11,15 @@
 //! atomically so a reader never sees half of it; beside it the same
 //! counters in the Prometheus text format, `DIR/sesscache.<pid>.prom`
 //! ([`prometheus`]), for node_exporter's textfile collector.
+//!
+//! Both are opened at load, and never through a planted symlink
+//! ([`files`]).
 
+mod files;
 mod prometheus;
 
 use std::ffi::c_void;
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -28,11 +30,18 @@ static WARNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 /// Writes `message` to stderr the first time it is given; never panics,
 /// even with stderr closed.
 pub fn warn_once(message: &'static str) {
+    warn_once_about(message, message);
+}
+
+/// Writes `message` to stderr the first time a warning about `what` is
+/// given (the list of what was warned about stays as short as the set of
+/// `what`s in the code).
+pub fn warn_once_about(what: &'static str, message: &str) {
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if warned.contains(&message) {
+    if warned.contains(&what) {
         return;
     }
-    warned.push(message);
+    warned.push(what);
     let _ = writeln!(std::io::stderr(), "{message}");
 }
 
@@ -127,12 +136,10 @@ static SINK: Lazy<Option<Sink>> = Lazy::new(|| {
     match value.to_str() {
         Some("") | Some("0") => None,
         Some("1") | Some("stderr") => Some(Sink::Stderr),
-        _ => match OpenOptions::new().create(true).append(true).open(&value) {
+        _ => match files::open_log(&value) {
             Ok(file) => Some(Sink::File(Mutex::new(file))),
-            Err(_) => {
-                warn_once(
-                    "sesscache: SESSCACHE_LOG names a file that cannot be opened; logging to stderr",
-                );
+            Err(why) => {
+                warn_once_about("SESSCACHE_LOG", &why);
                 Some(Sink::Stderr)
             }
         },
@@ -145,13 +152,20 @@ pub fn logging() -> bool {
 }
 
 struct Stats {
-    dir: PathBuf,
+    dir: files::StatsDir,
     counters: [AtomicU64; Event::ALL.len()],
     last_write: AtomicI64,
 }
 
 static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
-    let dir = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
+    let path = std::env::var_os("SESSCACHE_STATS").filter(|d| !d.is_empty())?;
+    let dir = match files::StatsDir::open(&path) {
+        Ok(dir) => dir,
+        Err(why) => {
+            warn_once_about("SESSCACHE_STATS", &why);
+            return None;
+        }
+    };
     // SAFETY: registers plain functions to run at exit and in forked
     // children.
     unsafe {
@@ -159,7 +173,7 @@ static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
         libc::pthread_atfork(None, None, Some(zero_stats_in_child));
     }
     Some(Stats {
-        dir: PathBuf::from(dir),
+        dir,
         counters: Default::default(),
         last_write: AtomicI64::new(0),
     })
@@ -191,10 +205,20 @@ pub fn read_environment() {
     Lazy::force(&STATS);
 }
 
+/// The last write of a process that had cache events: a process that had
+/// none (a shell command run with the library preloaded, a server's
+/// configuration check) leaves no file behind.
 extern "C" fn write_stats_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(stats) = STATS.as_ref() {
-            write_stats(stats);
+            let had_events = stats.last_write.load(Ordering::Relaxed) != 0
+                || stats
+                    .counters
+                    .iter()
+                    .any(|c| c.load(Ordering::Relaxed) != 0);
+            if had_events {
+                write_stats(stats);
+            }
         }
     });
 }
@@ -212,21 +236,13 @@ fn write_stats(stats: &Stats) {
     text.push_str(&crate::libssl::not_resumable::stats_line());
     text.push_str(&crate::store::stats_lines());
     let prom = prometheus::render(&text);
-    if replace_file(stats, &format!("sesscache.{pid}.stats"), &text)
-        .and_then(|_| replace_file(stats, &format!("sesscache.{pid}.prom"), &prom))
-        .is_err()
-    {
-        warn_once("sesscache: SESSCACHE_STATS directory is not writable; no stats file");
+    let written = stats
+        .dir
+        .write(&format!("sesscache.{pid}.stats"), &text)
+        .and_then(|()| stats.dir.write(&format!("sesscache.{pid}.prom"), &prom));
+    if let Err(why) = written {
+        warn_once_about("SESSCACHE_STATS file", &why);
     }
-}
-
-/// Replaces `name` in the stats directory with `text` in one rename, so a
-/// reader sees the old file or the new one. The temporary name starts with
-/// a dot and does not end in `.prom`, so collectors skip it.
-fn replace_file(stats: &Stats, name: &str, text: &str) -> std::io::Result<()> {
-    let path = stats.dir.join(name);
-    let tmp = stats.dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path))
 }
 
 fn count_event(event: Event) {
