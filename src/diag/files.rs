@@ -223,7 +223,7 @@ impl StatsDir {
         };
         let (Ok(final_c), Ok(tmp_c)) = (c_name(final_name.as_bytes()), c_name(tmp_name.as_bytes()))
         else {
-            return Err(refused(&final_name, "cannot be named".into()));
+            return Err(refused(final_name, "cannot be named".into()));
         };
         let euid = euid();
         // A name of ours that holds something we did not make was planted:
@@ -231,7 +231,7 @@ impl StatsDir {
         if let Ok(Some(st)) = stat_at(dir, &final_c) {
             if !replaceable(&st, euid) {
                 return Err(refused(
-                    &final_name,
+                    final_name,
                     format!("is {} we did not make", kind(st.st_mode)),
                 ));
             }
@@ -260,7 +260,7 @@ impl StatsDir {
             .and_then(|()| rename_at(dir, &tmp_c, &final_c));
         if let Err(e) = written {
             unlink_at(dir, &tmp_c);
-            return Err(refused(&final_name, format!("cannot be written ({e})")));
+            return Err(refused(final_name, format!("cannot be written ({e})")));
         }
         Ok(())
     }
