@@ -24,7 +24,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use once_cell::sync::Lazy;
+use once_cell::sync::{Lazy, OnceCell};
 
 use crate::cache::SessionKey;
 use crate::diag;
@@ -84,6 +84,8 @@ pub trait Backend: Send + Sync {
 pub struct StoreConfig {
     pub url: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// PEM CA certificates a `rediss://` store's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
     pub prefix: String,
     pub timeout: Duration,
     pub push: bool,
@@ -96,6 +98,7 @@ impl StoreConfig {
         let mut config = StoreConfig {
             url: None,
             key_file: None,
+            ca_file: None,
             prefix: "sesscache:".into(),
             timeout: Duration::from_millis(20),
             push: true,
@@ -121,6 +124,9 @@ impl StoreConfig {
             "SESSCACHE_STORE" => self.url = (!value.is_empty()).then(|| value.to_string()),
             "SESSCACHE_STORE_KEY_FILE" => {
                 self.key_file = (!value.is_empty()).then(|| PathBuf::from(value))
+            }
+            "SESSCACHE_STORE_CA_FILE" => {
+                self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value))
             }
             "SESSCACHE_STORE_PREFIX" => self.prefix = value.to_string(),
             "SESSCACHE_STORE_TIMEOUT_MS" => match number().filter(|&ms| (1..=60_000).contains(&ms))
@@ -148,9 +154,10 @@ impl StoreConfig {
 }
 
 /// Every setting, by its environment-variable name.
-pub const SETTINGS: [&str; 7] = [
+pub const SETTINGS: [&str; 8] = [
     "SESSCACHE_STORE",
     "SESSCACHE_STORE_KEY_FILE",
+    "SESSCACHE_STORE_CA_FILE",
     "SESSCACHE_STORE_PREFIX",
     "SESSCACHE_STORE_TIMEOUT_MS",
     "SESSCACHE_STORE_PUSH",
@@ -218,7 +225,7 @@ struct Peers {
 /// The store as this process uses it.
 pub struct Remote {
     backend: Arc<dyn Backend>,
-    keys: Keyring,
+    keys: Arc<Keyring>,
     config: StoreConfig,
     /// The connections lookups use, taken without waiting: a lookup never
     /// queues behind another one that is waiting on a slow store.
@@ -236,6 +243,66 @@ pub struct Remote {
     peers: Mutex<Peers>,
     instance: [u8; 8],
     pub counters: StoreCounters,
+    health: Health,
+}
+
+/// Whether the store answers: for the stats file, and said once on stderr
+/// when it first stops answering.
+#[derive(Default)]
+struct Health {
+    down: AtomicBool,
+    reason: Mutex<String>,
+    warned: AtomicBool,
+}
+
+impl Health {
+    fn failed(&self, e: &StoreError) {
+        let reason = printable(&e.0);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            say(&format!(
+                "sesscache: the store does not answer ({reason}); sessions are not shared while it does not (store_errors, store_status in SESSCACHE_STATS)"
+            ));
+        }
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        self.down.store(true, Ordering::Relaxed);
+    }
+
+    fn answered(&self) {
+        if self.down.load(Ordering::Relaxed) {
+            self.down.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn status(&self) -> String {
+        if self.down.load(Ordering::Relaxed) {
+            let reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+            format!("unreachable: {reason}")
+        } else {
+            "ok".into()
+        }
+    }
+}
+
+/// A reason from a store or a file, fit for one line of stderr or of the
+/// stats file: printable ASCII only, at most 200 characters (it may come
+/// from a hostile server).
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// One line on stderr; never panics, even with stderr closed.
+fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 /// A connection that is reopened after a failure, not before a pause that
@@ -264,6 +331,7 @@ impl<C: ?Sized> Link<C> {
     /// that failed recently.
     fn run<T>(
         &mut self,
+        health: &Health,
         connect: impl FnOnce() -> Result<Box<C>, StoreError>,
         op: impl FnOnce(&mut C) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -273,7 +341,7 @@ impl<C: ?Sized> Link<C> {
         if self.conn.is_none() {
             match connect() {
                 Ok(conn) => self.conn = Some(conn),
-                Err(e) => return Err(self.failed(e)),
+                Err(e) => return Err(self.failed(health, e)),
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
@@ -281,16 +349,18 @@ impl<C: ?Sized> Link<C> {
             Ok(v) => {
                 self.retry_at = None;
                 self.pause = FIRST_PAUSE;
+                health.answered();
                 Ok(v)
             }
             Err(e) => {
                 self.conn = None;
-                Err(self.failed(e))
+                Err(self.failed(health, e))
             }
         }
     }
 
-    fn failed(&mut self, e: StoreError) -> StoreError {
+    fn failed(&mut self, health: &Health, e: StoreError) -> StoreError {
+        health.failed(&e);
         self.retry_at = Some(std::time::Instant::now() + self.pause);
         self.pause = (self.pause * 2).min(LONGEST_PAUSE);
         e
@@ -298,7 +368,11 @@ impl<C: ?Sized> Link<C> {
 }
 
 impl Remote {
-    pub fn new(backend: Arc<dyn Backend>, keys: Keyring, config: StoreConfig) -> Remote {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        keys: impl Into<Arc<Keyring>>,
+        config: StoreConfig,
+    ) -> Remote {
         let (jobs, jobs_rx) = sync_channel(config.queue);
         let mut instance = [0u8; 8];
         // SAFETY: fills our 8-byte buffer; a failure leaves zeros, which
@@ -306,7 +380,7 @@ impl Remote {
         unsafe { openssl_sys::RAND_bytes(instance.as_mut_ptr(), instance.len() as c_int) };
         Remote {
             backend,
-            keys,
+            keys: keys.into(),
             config,
             readers: (0..READERS).map(|_| Mutex::new(Link::new())).collect(),
             writer: Mutex::new(Link::new()),
@@ -316,6 +390,7 @@ impl Remote {
             peers: Mutex::new(Peers::default()),
             instance,
             counters: StoreCounters::default(),
+            health: Health::default(),
         }
     }
 
@@ -425,6 +500,7 @@ impl Remote {
             if let Ok(mut link) = self.writer.try_lock() {
                 if link.conn.is_some() && self.queued.load(Ordering::Acquire) == 0 {
                     let sent = link.run(
+                        &self.health,
                         || Err(StoreError("no connecting here".into())),
                         |w| w.send(&job.ops),
                     );
@@ -526,7 +602,11 @@ impl Remote {
     fn read(&self, store_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         for reader in &self.readers {
             if let Ok(mut link) = reader.try_lock() {
-                return link.run(|| self.backend.connect(), |c| c.get(store_key));
+                return link.run(
+                    &self.health,
+                    || self.backend.connect(),
+                    |c| c.get(store_key),
+                );
             }
         }
         Err(StoreError("every lookup connection is busy".into()))
@@ -535,17 +615,17 @@ impl Remote {
     fn write_loop(&self, jobs: Receiver<Job>) {
         // Open the writer connection at once, so that the first changes can
         // take the direct path.
-        let _ = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .run(|| self.backend.connect_writer(), |_| Ok(()));
+        let _ = self.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
+            &self.health,
+            || self.backend.connect_writer(),
+            |_| Ok(()),
+        );
         for job in jobs {
-            let sent = self
-                .writer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .run(|| self.backend.connect_writer(), |w| w.send(&job.ops));
+            let sent = self.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
+                &self.health,
+                || self.backend.connect_writer(),
+                |w| w.send(&job.ops),
+            );
             self.queued.fetch_sub(1, Ordering::AcqRel);
             self.count_sent(&job, sent.is_ok());
         }
@@ -570,10 +650,11 @@ impl Remote {
         let mut pause = FIRST_PAUSE;
         loop {
             let mut delivered = false;
-            let _error = self.backend.listen(&channel, &mut |m| {
+            let error = self.backend.listen(&channel, &mut |m| {
                 delivered = true;
                 self.peer_message(m);
             });
+            self.health.failed(&error);
             pause = if delivered {
                 FIRST_PAUSE
             } else {
@@ -647,17 +728,32 @@ impl Remote {
 }
 
 // ---------------------------------------------------------------------------
-// The process's store: configured once, re-created after fork
+// The process's store: configured once, its secrets read while privileges
+// last, re-created after fork
 // ---------------------------------------------------------------------------
 
 static CONFIG: Lazy<Mutex<StoreConfig>> = Lazy::new(|| Mutex::new(StoreConfig::from_env()));
 /// Set when the first `SSL_CTX` is created: the configuration is final.
 static FROZEN: AtomicBool = AtomicBool::new(false);
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// What [`freeze`] read and built, inherited by forked children so that
+/// none of them reads a file the parent could read and it cannot.
+static PREPARED: OnceCell<Prepared> = OnceCell::new();
+/// Why a configured store is not used (set by [`freeze`]).
+static UNUSABLE: OnceCell<String> = OnceCell::new();
+/// Set in every process (again after each fork) until it has checked
+/// whether its stderr has been told [`UNUSABLE`].
+static UNUSABLE_UNTOLD: AtomicBool = AtomicBool::new(false);
 /// This process's store; reset to NULL in a forked child, whose copy has
 /// no threads (the parent's is leaked there on purpose: its locks may be
 /// held by threads that do not exist in the child).
 static REMOTE: AtomicPtr<Remote> = AtomicPtr::new(std::ptr::null_mut());
+
+struct Prepared {
+    backend: Arc<dyn Backend>,
+    keys: Arc<Keyring>,
+    config: StoreConfig,
+}
 
 /// Reads the `SESSCACHE_STORE*` variables now, at load time (see
 /// `diag::read_environment`).
@@ -676,42 +772,124 @@ pub fn configure(name: &str, value: &str) -> bool {
         .set(name, value)
 }
 
-extern "C" fn forget_parent_store() {
+extern "C" fn in_forked_child() {
     REMOTE.store(std::ptr::null_mut(), Ordering::Release);
+    if UNUSABLE.get().is_some() {
+        UNUSABLE_UNTOLD.store(true, Ordering::Relaxed);
+    }
 }
 
-/// Makes the configuration final (first `SSL_CTX_new`) and says on stderr
-/// why a configured store cannot be used.
+/// Makes the configuration final (first `SSL_CTX_new`, in a server's
+/// master process before it forks and drops privileges): reads the key
+/// file and the CA file now and builds the backend, or says on stderr why
+/// a configured store cannot be used.
 pub fn freeze() {
     if FROZEN.swap(true, Ordering::AcqRel) {
         return;
     }
     let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let Some(url) = config.url.as_deref() else {
+    let Some(url) = config.url.clone() else {
         return;
     };
-    if !url.starts_with("redis://") {
-        diag::warn_once("sesscache: SESSCACHE_STORE must be a redis:// URL; the store is not used");
-        return;
-    }
-    match config.key_file.as_deref().map(Keyring::load) {
-        Some(Ok(_)) => {}
-        Some(Err(_)) => {
-            diag::warn_once(
-                "sesscache: the store's key file cannot be used (SESSCACHE_STORE_KEY_FILE: missing, unreadable, or not 64-hex-digit keys); the store is not used",
-            );
-            return;
-        }
-        None => {
-            diag::warn_once(
-                "sesscache: SESSCACHE_STORE is set but SESSCACHE_STORE_KEY_FILE is not: sessions are never stored unencrypted; the store is not used",
-            );
-            return;
-        }
-    }
     // SAFETY: registers a plain function to run in forked children.
-    unsafe { libc::pthread_atfork(None, None, Some(forget_parent_store)) };
-    ENABLED.store(true, Ordering::Release);
+    unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+    match prepare(&url, config) {
+        Ok(prepared) => {
+            let _ = PREPARED.set(prepared);
+            ENABLED.store(true, Ordering::Release);
+        }
+        Err(reason) => {
+            let _ = UNUSABLE.set(printable(&reason));
+            tell_unusable();
+        }
+    }
+}
+
+/// Everything the store needs, read now.
+fn prepare(url: &str, config: StoreConfig) -> Result<Prepared, String> {
+    let Some(key_file) = config.key_file.as_deref() else {
+        return Err("SESSCACHE_STORE is set but SESSCACHE_STORE_KEY_FILE is not: sessions are never stored unencrypted".into());
+    };
+    let (keys, mode) = Keyring::load(key_file)?;
+    if mode & 0o077 != 0 {
+        say(&printable(&format!(
+            "sesscache: the store's key file {} is accessible by group or others (mode {mode:04o}); it is used, but should be chmod 600",
+            key_file.display()
+        )));
+    }
+    let backend: Arc<dyn Backend> = if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let ca = match config.ca_file.as_deref() {
+            Some(path) => Some(seal::read_file(path)?.0),
+            None => None,
+        };
+        Arc::new(redis::RedisBackend::new(url, config.timeout, ca)?)
+    } else {
+        return Err("SESSCACHE_STORE must be a redis:// or rediss:// URL".into());
+    };
+    Ok(Prepared {
+        backend,
+        keys: Arc::new(keys),
+        config,
+    })
+}
+
+/// The identity of the file this process's stderr is, to tell whether a
+/// message written earlier reached it.
+fn stderr_identity() -> u64 {
+    // SAFETY: fstat on fd 2 into our own zeroed buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return 0;
+    }
+    (st.st_dev << 40) ^ st.st_ino ^ 1
+}
+
+/// Which stderr was last told why the store is unusable: shared with every
+/// forked child (one anonymous shared page), so that among a master and
+/// its workers each distinct stderr is told once. A server such as nginx
+/// points its processes' stderr at its error log only after reading its
+/// configuration, when this was first said.
+static TOLD: Lazy<Option<&'static AtomicU64>> = Lazy::new(|| {
+    // SAFETY: a fresh shared anonymous mapping of one page, never unmapped;
+    // zero-filled, so it holds a valid AtomicU64 (page-aligned).
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    // SAFETY: the mapping above lives for the rest of the process.
+    (page != libc::MAP_FAILED).then(|| unsafe { &*page.cast::<AtomicU64>() })
+});
+
+/// Says why the store is unusable on this process's stderr, unless that
+/// file was told already.
+#[cold]
+fn tell_unusable() {
+    UNUSABLE_UNTOLD.store(false, Ordering::Relaxed);
+    let Some(reason) = UNUSABLE.get() else {
+        return;
+    };
+    let here = stderr_identity();
+    if let Some(told) = *TOLD {
+        let before = told.load(Ordering::Acquire);
+        if before == here
+            || told
+                .compare_exchange(before, here, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+    }
+    say(&format!(
+        "sesscache[{}]: the store is not used: {reason}",
+        std::process::id()
+    ));
 }
 
 /// The store, if one is configured and usable; created (with its threads)
@@ -720,6 +898,9 @@ pub fn freeze() {
 #[inline]
 pub fn remote() -> Option<&'static Remote> {
     if !ENABLED.load(Ordering::Relaxed) {
+        if UNUSABLE_UNTOLD.load(Ordering::Relaxed) {
+            tell_unusable();
+        }
         return None;
     }
     let current = REMOTE.load(Ordering::Acquire);
@@ -730,13 +911,16 @@ pub fn remote() -> Option<&'static Remote> {
     start_remote()
 }
 
-/// [`remote`]'s first use in a process: builds the store and publishes it.
+/// [`remote`]'s first use in a process: builds the store from what
+/// [`freeze`] prepared (reading nothing) and publishes it.
 #[cold]
 fn start_remote() -> Option<&'static Remote> {
-    let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let keys = Keyring::load(config.key_file.as_deref()?).ok()?;
-    let backend = Arc::new(redis::RedisBackend::new(config.url.as_deref()?, config.timeout).ok()?);
-    let fresh = Box::into_raw(Box::new(Remote::new(backend, keys, config)));
+    let prepared = PREPARED.get()?;
+    let fresh = Box::into_raw(Box::new(Remote::new(
+        prepared.backend.clone(),
+        prepared.keys.clone(),
+        prepared.config.clone(),
+    )));
     match REMOTE.compare_exchange(
         std::ptr::null_mut(),
         fresh,
@@ -768,16 +952,26 @@ pub fn counters() -> Vec<(&'static str, u64)> {
     }
 }
 
-/// For the stats file: `name=value` lines of the store's counters when a
-/// store is in use.
+/// For the stats file, when a store is configured: `store_status=` (`ok`,
+/// `unusable: reason`, `unreachable: reason`) and the store's counters.
 pub fn stats_lines() -> String {
+    if let Some(reason) = UNUSABLE.get() {
+        return format!("store_status=unusable: {reason}\n");
+    }
     if !ENABLED.load(Ordering::Relaxed) {
         return String::new();
     }
-    counters()
-        .iter()
-        .map(|(n, v)| format!("{n}={v}\n"))
-        .collect()
+    let current = REMOTE.load(Ordering::Acquire);
+    // SAFETY: a published Remote is never freed.
+    let status = match unsafe { current.as_ref() } {
+        Some(remote) => remote.health.status(),
+        None => "ok".into(),
+    };
+    let mut text = format!("store_status={status}\n");
+    for (n, v) in counters() {
+        text.push_str(&format!("{n}={v}\n"));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -1,11 +1,17 @@
 //! The Redis backend, through the `redis` crate's synchronous client.
 //! Every connection gets the configured timeout for connecting, reading and
 //! writing, so no call can block a handshake for longer.
+//!
+//! Credentials come with the URL (`redis://user:pass@host:port/db`,
+//! `redis://:pass@host`); `rediss://` speaks TLS through rustls, never
+//! through the libssl this library interposes on, and trusts the CA
+//! certificates given (`SESSCACHE_STORE_CA_FILE`, read before any
+//! connection) or else the Mozilla roots compiled into the library.
 
 use std::time::Duration;
 
 use redis::io::tcp::TcpSettings;
-use redis::{Client, Connection, IntoConnectionInfo};
+use redis::{Client, Connection, IntoConnectionInfo, TlsCertificates};
 
 use super::{Backend, StoreConnection, StoreError, StoreWriter, WriteOp};
 
@@ -19,7 +25,10 @@ fn failed(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisBackend {
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisBackend, StoreError> {
+    /// A backend for `url`; `ca` is the PEM text of the CA certificates a
+    /// `rediss://` server must chain to.
+    pub fn new(url: &str, timeout: Duration, ca: Option<Vec<u8>>) -> Result<RedisBackend, String> {
+        let failed = |e: redis::RedisError| format!("SESSCACHE_STORE: {e}");
         // TCP_NODELAY: small commands go out at once. Without it, a writer
         // whose replies are off waits for the peer's delayed ACK (40 ms)
         // before each command after the first.
@@ -27,10 +36,24 @@ impl RedisBackend {
             .into_connection_info()
             .map_err(failed)?
             .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        Ok(RedisBackend {
-            client: Client::open(info).map_err(failed)?,
-            timeout,
-        })
+        let client = match ca {
+            Some(_) if !url.starts_with("rediss://") => {
+                return Err(
+                    "SESSCACHE_STORE_CA_FILE is set but SESSCACHE_STORE is not a rediss:// URL"
+                        .into(),
+                );
+            }
+            Some(root_cert) => Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )
+            .map_err(|e| format!("SESSCACHE_STORE_CA_FILE: {e}"))?,
+            None => Client::open(info).map_err(failed)?,
+        };
+        Ok(RedisBackend { client, timeout })
     }
 
     fn open(&self, read_timeout: Duration) -> Result<Connection, StoreError> {

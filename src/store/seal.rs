@@ -34,57 +34,199 @@ pub enum Rejected {
     Forged,
 }
 
+#[derive(Clone, Copy)]
 struct Key {
     id: [u8; KEY_ID_LEN],
     bytes: [u8; 32],
 }
 
-impl Drop for Key {
-    fn drop(&mut self) {
-        // SAFETY: cleanses our own 32-byte buffer.
-        unsafe { OPENSSL_cleanse(self.bytes.as_mut_ptr().cast(), self.bytes.len()) };
+/// Keys in memory of their own: page-aligned, locked when the system
+/// allows it (a forked child's copy is not locked), excluded from core
+/// dumps, and wiped before it is unmapped. A forked child inherits it.
+struct LockedKeys {
+    base: std::ptr::NonNull<Key>,
+    len: usize,
+    map_len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone and only read after
+// construction.
+unsafe impl Send for LockedKeys {}
+// SAFETY: as above; shared references only read.
+unsafe impl Sync for LockedKeys {}
+
+impl LockedKeys {
+    fn new(keys: &[Key]) -> Result<LockedKeys, String> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        let bytes = std::mem::size_of_val(keys).max(1);
+        let map_len = bytes.div_ceil(page) * page;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is
+        // touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err("cannot map memory for the keys".into());
+        }
+        // SAFETY: advice and locking on the mapping made above; both are
+        // best effort (a failure only means weaker protection).
+        unsafe {
+            libc::madvise(base, map_len, libc::MADV_DONTDUMP);
+            libc::mlock(base, map_len);
+        }
+        let base = std::ptr::NonNull::new(base.cast::<Key>()).expect("mmap never returns NULL");
+        // SAFETY: the mapping is page-aligned (so aligned for Key) and
+        // holds at least `keys.len()` keys.
+        unsafe { std::ptr::copy_nonoverlapping(keys.as_ptr(), base.as_ptr(), keys.len()) };
+        Ok(LockedKeys {
+            base,
+            len: keys.len(),
+            map_len,
+        })
     }
+
+    fn keys(&self) -> &[Key] {
+        // SAFETY: `len` keys were written at `base` in `new`; the mapping
+        // lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for LockedKeys {
+    fn drop(&mut self) {
+        // SAFETY: wipes, unlocks and unmaps the mapping made in `new`, once.
+        unsafe {
+            OPENSSL_cleanse(self.base.as_ptr().cast(), self.map_len);
+            libc::munlock(self.base.as_ptr().cast(), self.map_len);
+            libc::munmap(self.base.as_ptr().cast(), self.map_len);
+        }
+    }
+}
+
+/// Keys in ordinary memory while a key file is parsed, wiped when dropped.
+struct KeyList(Vec<Key>);
+
+impl Drop for KeyList {
+    fn drop(&mut self) {
+        let bytes = std::mem::size_of_val(self.0.as_slice());
+        // SAFETY: cleanses the vector's own initialised elements.
+        unsafe { OPENSSL_cleanse(self.0.as_mut_ptr().cast(), bytes) };
+    }
+}
+
+/// Wipes a file's bytes held in ordinary memory while they are parsed.
+struct Wiped<T: AsMut<[u8]>>(T);
+
+impl<T: AsMut<[u8]>> Drop for Wiped<T> {
+    fn drop(&mut self) {
+        let bytes = self.0.as_mut();
+        // SAFETY: cleanses our own buffer.
+        unsafe { OPENSSL_cleanse(bytes.as_mut_ptr().cast(), bytes.len()) };
+    }
+}
+
+/// The longest key file or CA file read.
+pub const MAX_FILE_LEN: usize = 1 << 20;
+
+/// A file read at once, in full, as it is when read: its bytes and its
+/// permission bits. Refuses what is not a regular file or is longer than
+/// [`MAX_FILE_LEN`].
+pub fn read_file(path: &Path) -> Result<(Vec<u8>, u32), String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let what = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    // O_NONBLOCK: opening a FIFO planted at the path does not hang.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(what)?;
+    let meta = file.metadata().map_err(what)?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    if len > MAX_FILE_LEN {
+        return Err(format!(
+            "{} is larger than {MAX_FILE_LEN} bytes",
+            path.display()
+        ));
+    }
+    // Sized once, so that no reallocation leaves a copy behind.
+    let mut bytes = Vec::with_capacity(len + 1);
+    (&mut file)
+        .take(len as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(what)?;
+    if bytes.len() > len {
+        return Err(format!("{} grew while it was read", path.display()));
+    }
+    Ok((bytes, meta.mode() & 0o7777))
 }
 
 /// The keys blobs are sealed and opened with.
 pub struct Keyring {
-    keys: Vec<Key>,
+    keys: LockedKeys,
 }
 
 impl Keyring {
     /// Reads a key file: one key per line, 64 hex digits; blank lines and
-    /// lines starting with `#` are ignored.
-    pub fn load(path: &Path) -> Result<Keyring, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-        Keyring::parse(&text).map_err(|e| format!("key file {}: {e}", path.display()))
+    /// lines starting with `#` are ignored. Also returns the file's
+    /// permission bits.
+    pub fn load(path: &Path) -> Result<(Keyring, u32), String> {
+        let (bytes, mode) = read_file(path)?;
+        let bytes = Wiped(bytes);
+        let text = std::str::from_utf8(&bytes.0)
+            .map_err(|_| format!("key file {}: not text", path.display()))?;
+        let ring = Keyring::parse(text).map_err(|e| format!("key file {}: {e}", path.display()))?;
+        Ok((ring, mode))
     }
 
     pub fn parse(text: &str) -> Result<Keyring, String> {
-        let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        let lines = || {
+            text.lines()
+                .enumerate()
+                .map(|(n, line)| (n, line.trim()))
+                .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        };
+        // Sized once, so that no reallocation leaves a copy of a key behind.
+        let mut keys = KeyList(Vec::with_capacity(lines().count()));
+        for (n, line) in lines() {
+            let mut key = Key {
+                id: [0; KEY_ID_LEN],
+                bytes: [0; 32],
+            };
+            if !decode_hex_key(line, &mut key.bytes) {
+                return Err(format!("line {} is not 64 hex digits", n + 1));
             }
-            let bytes = decode_hex_key(line)
-                .ok_or_else(|| format!("line {} is not 64 hex digits", n + 1))?;
             let mut digest = [0u8; 32];
             // SAFETY: SHA-256 of our 32 bytes into a 32-byte buffer.
-            unsafe { crypto::SHA256(bytes.as_ptr(), bytes.len(), digest.as_mut_ptr()) };
-            let mut id = [0u8; KEY_ID_LEN];
-            id.copy_from_slice(&digest[..KEY_ID_LEN]);
-            keys.push(Key { id, bytes });
+            unsafe { crypto::SHA256(key.bytes.as_ptr(), key.bytes.len(), digest.as_mut_ptr()) };
+            key.id.copy_from_slice(&digest[..KEY_ID_LEN]);
+            keys.0.push(key);
         }
-        if keys.is_empty() {
+        if keys.0.is_empty() {
             return Err("no key".into());
         }
-        Ok(Keyring { keys })
+        Ok(Keyring {
+            keys: LockedKeys::new(&keys.0)?,
+        })
     }
 
     /// Seals `plaintext` under the newest key, binding `aad`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-        let key = self.keys.first()?;
+        let key = self.keys.keys().first()?;
         let mut nonce = [0u8; NONCE_LEN];
         // SAFETY: fills our 12-byte buffer.
         if unsafe { crypto::RAND_bytes(nonce.as_mut_ptr(), NONCE_LEN as c_int) } != 1 {
@@ -108,6 +250,7 @@ impl Keyring {
         let id = &blob[MAGIC.len()..MAGIC.len() + KEY_ID_LEN];
         let key = self
             .keys
+            .keys()
             .iter()
             .find(|k| k.id == id)
             .ok_or(Rejected::UnknownKey)?;
@@ -126,17 +269,23 @@ impl Keyring {
     }
 }
 
-fn decode_hex_key(line: &str) -> Option<[u8; 32]> {
+/// Decodes 64 hex digits into `out`; false (with `out` partly written) if
+/// the line is anything else.
+fn decode_hex_key(line: &str, out: &mut [u8; 32]) -> bool {
     let digits = line.as_bytes();
     if digits.len() != 64 {
-        return None;
+        return false;
     }
-    let mut out = [0u8; 32];
     for (i, pair) in digits.chunks(2).enumerate() {
-        let text = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(text, 16).ok()?;
+        let Some(byte) = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|t| u8::from_str_radix(t, 16).ok())
+        else {
+            return false;
+        };
+        out[i] = byte;
     }
-    Some(out)
+    true
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -314,5 +463,34 @@ mod tests {
         assert!(Keyring::parse("").is_err());
         assert!(Keyring::parse("abc").is_err());
         assert!(Keyring::parse(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn key_files_are_read_with_their_mode_and_refused_when_not_regular() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sesscache-seal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, format!("# newest first\n{K2}\n{K1}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (ring, mode) = Keyring::load(&path).unwrap();
+        assert_eq!(mode, 0o640);
+        let blob = Keyring::parse(K1).unwrap().seal(b"z", b"").unwrap();
+        assert_eq!(ring.open(&blob, b"").unwrap(), b"z", "every key opens");
+        let err = Keyring::load(&dir).err().unwrap();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = Keyring::load(&dir.join("missing")).err().unwrap();
+        assert!(err.contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn many_keys_span_pages() {
+        let text: String = (0..300).map(|i| format!("{i:064x}\n")).collect();
+        let ring = Keyring::parse(&text).unwrap();
+        assert_eq!(ring.keys.keys().len(), 300);
+        let last = Keyring::parse(&format!("{:064x}", 299)).unwrap();
+        let blob = last.seal(b"p", b"").unwrap();
+        assert_eq!(ring.open(&blob, b"").unwrap(), b"p");
     }
 }

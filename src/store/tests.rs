@@ -123,6 +123,7 @@ fn config(push: bool) -> StoreConfig {
     StoreConfig {
         url: Some("memory".into()),
         key_file: None,
+        ca_file: None,
         prefix: "t:".into(),
         timeout: Duration::from_millis(5),
         push,
@@ -402,4 +403,24 @@ fn settings_are_validated() {
     assert!(c.set("SESSCACHE_STORE_PUSH", "0"));
     assert!(!c.push);
     assert!(!c.set("SESSCACHE_NOPE", "1"));
+}
+
+#[test]
+fn an_unreachable_store_shows_in_its_status_until_it_answers() {
+    let memory = Arc::new(Memory::default());
+    let r = remote(&memory, K1, false);
+    assert_eq!(r.health.status(), "ok");
+    memory.down.store(true, Ordering::SeqCst);
+    assert!(r.read("t:x").is_err());
+    assert_eq!(r.health.status(), "unreachable: down");
+    memory.down.store(false, Ordering::SeqCst);
+    std::thread::sleep(FIRST_PAUSE + Duration::from_millis(50));
+    assert!(r.read("t:x").is_ok());
+    assert_eq!(r.health.status(), "ok");
+}
+
+#[test]
+fn reasons_are_one_printable_line() {
+    assert_eq!(printable("a\nb\x1b[31m\u{e9}"), "a?b?[31m?");
+    assert_eq!(printable(&"x".repeat(500)).len(), 200);
 }
