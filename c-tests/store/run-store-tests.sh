@@ -274,7 +274,7 @@ if want 0; then
     stop_all
     r=$(field "$W/c0/client" total resumed)
     f=$(field "$W/c0/client" total failed)
-    msg=$(grep -m1 '^sesscache:' "${SDIR[A]}/stderr" || true)
+    msg=$(grep -m1 -E '^sesscache(\[[0-9]+\])?:' "${SDIR[A]}/stderr" || true)
     keys=$(rcli DBSIZE)
     check "0-no-key" "$([ -n "$msg" ] && [ "$r" -ge 198 ] && [ "$f" = 0 ] && [ "$keys" = 0 ] && echo 0 || echo 1)" \
         "stderr='${msg:-<none>}' local resumed=$r of 200 failed=$f redis_keys=$keys"
