@@ -15,6 +15,7 @@
 
 pub mod redis;
 pub mod seal;
+pub mod shm;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
@@ -38,6 +39,9 @@ pub struct StoreError(pub String);
 /// One connection to a store, for reads.
 pub trait StoreConnection: Send {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Gets and deletes in one step: of all callers in all processes, at
+    /// most one receives the value.
+    fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// One change to the store.
@@ -76,6 +80,15 @@ pub trait Backend: Send + Sync {
     /// Delivers messages published on `channel` until the connection fails
     /// (then returns the error; the caller reconnects after a pause).
     fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError;
+    /// Whether the store itself remembers that `key` was removed (a backend
+    /// without announcements keeps such marks; consulted on local hits).
+    fn was_deleted(&self, _key: &str) -> bool {
+        false
+    }
+    /// The backend's own counters of this process, by name.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The store's settings: from the environment, or `sesscache_configure`
@@ -89,6 +102,10 @@ pub struct StoreConfig {
     pub push: bool,
     pub queue: usize,
     pub pool: usize,
+    /// The shm store's size in bytes.
+    pub size: usize,
+    /// The permission bits a joined shm store file may have.
+    pub mode: u32,
 }
 
 impl StoreConfig {
@@ -101,6 +118,8 @@ impl StoreConfig {
             push: true,
             queue: 4096,
             pool: 20480,
+            size: shm::DEFAULT_SIZE,
+            mode: shm::DEFAULT_MODE,
         };
         for name in SETTINGS {
             if let Some(value) = std::env::var_os(name).and_then(|v| v.into_string().ok()) {
@@ -141,6 +160,19 @@ impl StoreConfig {
                 Some(n) => self.pool = n as usize,
                 None => return false,
             },
+            "SESSCACHE_STORE_SIZE" => {
+                match parse_size(value).filter(|n| (shm::MIN_SIZE..=shm::MAX_SIZE).contains(n)) {
+                    Some(n) => self.size = n,
+                    None => return false,
+                }
+            }
+            "SESSCACHE_STORE_MODE" => match u32::from_str_radix(value, 8)
+                .ok()
+                .filter(|m| m & !0o660 == 0 && m & 0o600 == 0o600)
+            {
+                Some(m) => self.mode = m,
+                None => return false,
+            },
             _ => return false,
         }
         true
@@ -148,7 +180,7 @@ impl StoreConfig {
 }
 
 /// Every setting, by its environment-variable name.
-pub const SETTINGS: [&str; 7] = [
+pub const SETTINGS: [&str; 9] = [
     "SESSCACHE_STORE",
     "SESSCACHE_STORE_KEY_FILE",
     "SESSCACHE_STORE_PREFIX",
@@ -156,7 +188,20 @@ pub const SETTINGS: [&str; 7] = [
     "SESSCACHE_STORE_PUSH",
     "SESSCACHE_STORE_QUEUE",
     "SESSCACHE_STORE_POOL",
+    "SESSCACHE_STORE_SIZE",
+    "SESSCACHE_STORE_MODE",
 ];
+
+/// Bytes, with an optional `k`, `m` or `g` suffix (powers of 1024).
+fn parse_size(value: &str) -> Option<usize> {
+    let (digits, unit) = match value.char_indices().last()? {
+        (i, 'k' | 'K') => (&value[..i], 1 << 10),
+        (i, 'm' | 'M') => (&value[..i], 1 << 20),
+        (i, 'g' | 'G') => (&value[..i], 1 << 30),
+        _ => (value, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
 
 /// Counters of the store, readable by name.
 #[derive(Default)]
@@ -450,10 +495,10 @@ impl Remote {
 
     /// Whether a peer deleted this session (so a local copy must go).
     pub fn deleted_by_peer(&self, key: &SessionKey) -> bool {
-        if !self.config.push {
-            return false;
-        }
         let store_key = self.store_key(key);
+        if !self.config.push {
+            return self.backend.was_deleted(&store_key);
+        }
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers
             .tombstones
@@ -690,11 +735,16 @@ pub fn freeze() {
     let Some(url) = config.url.as_deref() else {
         return;
     };
-    if !url.starts_with("redis://") {
-        diag::warn_once("sesscache: SESSCACHE_STORE must be a redis:// URL; the store is not used");
+    let place = shm::Place::parse(url);
+    if !url.starts_with("redis://") && place.is_none() {
+        diag::warn_once(
+            "sesscache: SESSCACHE_STORE must be a redis:// URL, shm or shm:/path; the store is not used",
+        );
         return;
     }
     match config.key_file.as_deref().map(Keyring::load) {
+        // An inherited mapping is sealed with a key made here, in memory.
+        None if place == Some(shm::Place::Inherited) => {}
         Some(Ok(_)) => {}
         Some(Err(_)) => {
             diag::warn_once(
@@ -709,9 +759,44 @@ pub fn freeze() {
             return;
         }
     }
+    if let Some(place) = place {
+        if let Err(why) = open_shm(&place, &config) {
+            diag::warn_once(Box::leak(
+                format!("sesscache: the shm store is not used: {why}; sessions stay in each process's cache").into_boxed_str(),
+            ));
+            return;
+        }
+    }
     // SAFETY: registers a plain function to run in forked children.
     unsafe { libc::pthread_atfork(None, None, Some(forget_parent_store)) };
     ENABLED.store(true, Ordering::Release);
+}
+
+/// The shm store's mapping, made at freeze and inherited by forked
+/// children, and the key made with it when there is no key file.
+static SHM: once_cell::sync::OnceCell<(&'static shm::Region, Option<String>)> =
+    once_cell::sync::OnceCell::new();
+
+fn open_shm(place: &shm::Place, config: &StoreConfig) -> Result<(), String> {
+    let region = match place {
+        shm::Place::Inherited => shm::Region::inherited(config.size)?,
+        shm::Place::File(path) => shm::Region::file(path, config.size, config.mode)?,
+    };
+    let key = config.key_file.is_none().then(|| {
+        let mut bytes = [0u8; 32];
+        // SAFETY: fills our 32-byte buffer.
+        let ok = unsafe { openssl_sys::RAND_bytes(bytes.as_mut_ptr(), bytes.len() as c_int) } == 1;
+        let hex = ok.then(|| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        bytes.fill(0);
+        hex
+    });
+    let key = match key {
+        Some(None) => return Err("no random bytes for its key".into()),
+        Some(Some(hex)) => Some(hex),
+        None => None,
+    };
+    SHM.set((Box::leak(Box::new(region)), key))
+        .map_err(|_| "made twice".to_string())
 }
 
 /// The store, if one is configured and usable; created (with its threads)
@@ -733,9 +818,21 @@ pub fn remote() -> Option<&'static Remote> {
 /// [`remote`]'s first use in a process: builds the store and publishes it.
 #[cold]
 fn start_remote() -> Option<&'static Remote> {
-    let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let keys = Keyring::load(config.key_file.as_deref()?).ok()?;
-    let backend = Arc::new(redis::RedisBackend::new(config.url.as_deref()?, config.timeout).ok()?);
+    let mut config = CONFIG.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (backend, keys): (Arc<dyn Backend>, Keyring) = match SHM.get() {
+        Some((region, memory_key)) => {
+            config.push = false;
+            let keys = match (memory_key, config.key_file.as_deref()) {
+                (Some(hex), _) => Keyring::parse(hex).ok()?,
+                (None, file) => Keyring::load(file?).ok()?,
+            };
+            (Arc::new(shm::ShmBackend::new(region)), keys)
+        }
+        None => (
+            Arc::new(redis::RedisBackend::new(config.url.as_deref()?, config.timeout).ok()?),
+            Keyring::load(config.key_file.as_deref()?).ok()?,
+        ),
+    };
     let fresh = Box::into_raw(Box::new(Remote::new(backend, keys, config)));
     match REMOTE.compare_exchange(
         std::ptr::null_mut(),
@@ -762,10 +859,18 @@ fn start_remote() -> Option<&'static Remote> {
 pub fn counters() -> Vec<(&'static str, u64)> {
     let current = REMOTE.load(Ordering::Acquire);
     // SAFETY: a published Remote is never freed.
-    match unsafe { current.as_ref() } {
-        Some(remote) => remote.counters.named().to_vec(),
+    let mut named = match unsafe { current.as_ref() } {
+        Some(remote) => {
+            let mut named = remote.counters.named().to_vec();
+            named.extend(remote.backend.counters());
+            named
+        }
         None => StoreCounters::default().named().to_vec(),
+    };
+    if SHM.get().is_some() && named.len() == StoreCounters::default().named().len() {
+        named.extend(shm::COUNTER_NAMES.iter().map(|&n| (n, 0)));
     }
+    named
 }
 
 /// For the stats file: `name=value` lines of the store's counters when a
