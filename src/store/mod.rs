@@ -843,6 +843,17 @@ fn start_remote() -> Option<&'static Remote> {
         Ok(_) => {
             // SAFETY: just published; lives for the rest of the process.
             let remote: &'static Remote = unsafe { &*fresh };
+            if SHM.get().is_some() {
+                // Opening the mapping's writer costs nothing, and with it
+                // open a change is made by the thread that makes it: a
+                // process that exits after one connection has stored its
+                // session by then.
+                let _ = remote
+                    .writer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .run(|| remote.backend.connect_writer(), |_| Ok(()));
+            }
             remote.start();
             Some(remote)
         }

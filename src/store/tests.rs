@@ -134,6 +134,8 @@ fn config(push: bool) -> StoreConfig {
         push,
         queue: 16,
         pool: 8,
+        size: super::shm::DEFAULT_SIZE,
+        mode: super::shm::DEFAULT_MODE,
     }
 }
 

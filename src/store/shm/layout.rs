@@ -543,8 +543,8 @@ mod tests {
         shard.remove(b"absent", 30, 10, NONE);
         assert!(shard.removed(b"absent", 29));
         assert_eq!(shard.put(b"k3", b"v3", 100, 10, NONE), Put::Stored);
-        assert_eq!(shard.take(b"k3", 10).as_deref(), Some(&b"v3"[..]));
-        assert_eq!(shard.take(b"k3", 10), None, "only one taker gets it");
+        assert_eq!(shard.take(b"k3", 10, NONE).as_deref(), Some(&b"v3"[..]));
+        assert_eq!(shard.take(b"k3", 10, NONE), None, "only one taker gets it");
         assert!(shard.removed(b"k3", 10));
         assert_eq!(shard.put(b"k3", b"again", 100, 10, NONE), Put::Stored);
         assert_eq!(shard.get(b"k3", 10).as_deref(), Some(&b"again"[..]));
@@ -714,7 +714,7 @@ mod tests {
                     .problems
                     .is_empty()
             );
-            assert_eq!(shard.take(b"mine", 0).as_deref(), Some(&b"value"[..]));
+            assert_eq!(shard.take(b"mine", 0, NONE).as_deref(), Some(&b"value"[..]));
         }
     }
 
