@@ -392,8 +392,8 @@ impl Inner {
                 return None;
             }
         };
-        // SAFETY: we hold the shard's lock; the shard is dropped below,
-        // before the unlock.
+        // SAFETY: we hold the shard's lock; the shard is last used before
+        // the unlock.
         let mut bytes = unsafe { self.region.shard(shard) };
         if taken == Taken::OwnerDied {
             bytes.repair();
@@ -404,7 +404,6 @@ impl Inner {
         stop_here(StopAt::Locked, self.stop_at, &self.stopped);
         let halfway = || stop_here(StopAt::Writing, self.stop_at, &self.stopped);
         let result = op(&mut bytes, &halfway);
-        drop(bytes);
         // SAFETY: we hold it.
         unsafe { lock::unlock(m) };
         Some(result)
@@ -538,7 +537,7 @@ pub fn check_file(path: &Path, size: usize) -> Result<String, String> {
         // SAFETY: a lock of the checked mapping.
         match unsafe { lock::lock(m, Duration::from_millis(100)) } {
             Ok(taken) => {
-                // SAFETY: held; dropped before the unlock.
+                // SAFETY: held; last used before the unlock.
                 let mut bytes = unsafe { region.shard(shard) };
                 if taken == Taken::OwnerDied {
                     bytes.repair();
@@ -550,7 +549,6 @@ pub fn check_file(path: &Path, size: usize) -> Result<String, String> {
                 live += r.live;
                 removed += r.removed;
                 problems.extend(r.problems);
-                drop(bytes);
                 // SAFETY: held.
                 unsafe { lock::unlock(m) };
             }

@@ -60,7 +60,7 @@ pub unsafe fn lock(m: *mut libc::pthread_mutex_t, wait: Duration) -> Result<Take
     };
     // SAFETY: fills our timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    let nanos = now.tv_nsec as i64 + wait.as_nanos().min(1_000_000_000) as i64;
+    let nanos = now.tv_nsec + wait.as_nanos().min(1_000_000_000) as i64;
     let deadline = libc::timespec {
         tv_sec: now.tv_sec + (nanos / 1_000_000_000) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as _,
