@@ -42,7 +42,14 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 
 .PHONY: test-nginx test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
-.PHONY: test-store test-files deps deps-build check test-stats deb test-deb
+.PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm
+
+# Shared-memory session store: pre-fork, fork-per-connection and joined
+# servers, removal, early data, faults, hostile files, soak (c-tests/shm/);
+# nginx with SESSCACHE_STORE=shm.
+test-shm: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/shm/run-shm-tests.sh
+	NGINX_STORE=shm SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 
 all: build
 
@@ -67,7 +74,7 @@ demo: deps-build build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-install test-deb test-store
+test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-install test-deb test-store test-shm
 
 check: deps-build build lint test-rust test-c check-header test-stats
 

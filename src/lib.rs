@@ -20,6 +20,14 @@ mod ffi;
 mod libssl;
 mod store;
 
+/// Checks the consistency of a shm store file whose users are stopped or
+/// gone (for tests: `examples/shm_check.rs`). `size` is its
+/// `SESSCACHE_STORE_SIZE` in bytes.
+#[doc(hidden)]
+pub fn shm_check_file(path: &std::path::Path, size: usize) -> Result<String, String> {
+    store::shm::check_file(path, size)
+}
+
 /// Says once on stderr when the library is loaded as a shared object but
 /// the process reaches libssl's own `SSL_CTX_new` first (linked after
 /// `-lssl`): then nothing of sesscache is in use. (Linked statically into

@@ -20,6 +20,13 @@
  * SIGTERM/SIGINT end the loop; the server prints its SSL_CTX_sess_*
  * statistics and returns from main (exit handlers run, so sesscache writes
  * its final SESSCACHE_STATS file).
+ *
+ * STORE_SERVER_PROCS (for the shm store tests, c-tests/shm/): "fork" forks a
+ * child per connection, which serves it and exits (the inetd pattern); a
+ * number N forks N workers after SSL_CTX_new, each running the accept loop
+ * (pre-fork); the parent then only waits for SIGTERM and passes it on.
+ * STORE_SERVER_EARLY_DATA=1 allows TLS 1.3 early data (SSL_read_early_data)
+ * and replies "early" to a connection whose early data was accepted.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,6 +39,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -63,7 +71,26 @@ static void make_cert(EVP_PKEY **key, X509 **cert)
         die("certificate");
 }
 
-static long served, resumed, unclean, failed_hs;
+static long served, resumed, unclean, failed_hs, early_accepted;
+static int early_data;
+
+/* Reads the client's early data if it sent any: 1 if it was accepted. */
+static int read_early(SSL *ssl)
+{
+    char buf[512];
+    size_t got;
+    int accepted = 0;
+    for (;;) {
+        int r = SSL_read_early_data(ssl, buf, sizeof buf, &got);
+        if (r == SSL_READ_EARLY_DATA_ERROR)
+            return -1;
+        if (got > 0)
+            accepted = 1;
+        if (r == SSL_READ_EARLY_DATA_FINISH)
+            break;
+    }
+    return accepted && SSL_get_early_data_status(ssl) == SSL_EARLY_DATA_ACCEPTED;
+}
 
 static void serve_one(SSL_CTX *ctx, int fd)
 {
@@ -75,7 +102,8 @@ static void serve_one(SSL_CTX *ctx, int fd)
         die("SSL_new");
     SSL_set_fd(ssl, fd);
     served++;
-    if (SSL_accept(ssl) != 1) {
+    int early = early_data ? read_early(ssl) : 0;
+    if (early < 0 || SSL_accept(ssl) != 1) {
         failed_hs++;
         ERR_clear_error();
         SSL_free(ssl);
@@ -85,6 +113,8 @@ static void serve_one(SSL_CTX *ctx, int fd)
     int reused = SSL_session_reused(ssl);
     if (reused)
         resumed++;
+    if (early > 0)
+        early_accepted++;
     char line[256];
     int got = SSL_read(ssl, line, sizeof line - 1);
     if (got <= 0) {
@@ -100,7 +130,7 @@ static void serve_one(SSL_CTX *ctx, int fd)
         }
         /* close_notify before any data (SSL_ERROR_ZERO_RETURN): clean. */
     } else {
-        const char *reply = reused ? "resumed\n" : "full\n";
+        const char *reply = early > 0 ? "early\n" : reused ? "resumed\n" : "full\n";
         SSL_write(ssl, reply, (int)strlen(reply));
     }
     SSL_shutdown(ssl);
@@ -154,6 +184,13 @@ int main(int argc, char **argv)
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     if (timeout > 0)
         SSL_CTX_set_timeout(ctx, timeout);
+    const char *early_env = getenv("STORE_SERVER_EARLY_DATA");
+    early_data = early_env != NULL && strcmp(early_env, "1") == 0;
+    if (early_data)
+        SSL_CTX_set_max_early_data(ctx, 16384);
+    const char *procs_env = getenv("STORE_SERVER_PROCS");
+    int fork_per_conn = procs_env != NULL && strcmp(procs_env, "fork") == 0;
+    int workers = procs_env != NULL && !fork_per_conn ? atoi(procs_env) : 0;
 
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
@@ -168,6 +205,31 @@ int main(int argc, char **argv)
         die("listen on 127.0.0.1");
     printf("READY port=%d pid=%d version=%s sid_ctx=%s timeout=%ld\n", ntohs(addr.sin_port),
            (int)getpid(), argv[2], sid_ctx, SSL_CTX_get_timeout(ctx));
+
+    pid_t worker_pids[64];
+    int is_parent = workers > 0;
+    if (workers > 64)
+        workers = 64;
+    for (int w = 0; w < workers; w++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork");
+        if (pid == 0) {
+            is_parent = 0;
+            break;
+        }
+        worker_pids[w] = pid;
+    }
+    if (is_parent) {
+        while (!stop)
+            pause();
+        for (int w = 0; w < workers; w++)
+            kill(worker_pids[w], SIGTERM);
+        for (int w = 0; w < workers; w++)
+            waitpid(worker_pids[w], NULL, 0);
+        printf("parent workers=%d\n", workers);
+        return 0;
+    }
 
     while (!stop) {
         struct pollfd pfd = { .fd = listener, .events = POLLIN };
@@ -185,14 +247,28 @@ int main(int argc, char **argv)
                 continue;
             die("accept");
         }
+        if (fork_per_conn) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                close(listener);
+                serve_one(ctx, fd);
+                _exit(0);
+            }
+            close(fd);
+            served++;
+            while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+            continue;
+        }
         serve_one(ctx, fd);
     }
     close(listener);
 
-    printf("server port=%d served=%ld resumed=%ld unclean=%ld failed=%ld"
+    printf("server port=%d served=%ld resumed=%ld early=%ld unclean=%ld failed=%ld"
            " accept=%ld accept_good=%ld hits=%ld misses=%ld cb_hits=%ld timeouts=%ld"
            " cache_full=%ld number=%ld\n",
-           ntohs(addr.sin_port), served, resumed, unclean, failed_hs, SSL_CTX_sess_accept(ctx),
+           ntohs(addr.sin_port), served, resumed, early_accepted, unclean, failed_hs,
+           SSL_CTX_sess_accept(ctx),
            SSL_CTX_sess_accept_good(ctx), SSL_CTX_sess_hits(ctx), SSL_CTX_sess_misses(ctx),
            SSL_CTX_sess_cb_hits(ctx), SSL_CTX_sess_timeouts(ctx), SSL_CTX_sess_cache_full(ctx),
            SSL_CTX_sess_number(ctx));

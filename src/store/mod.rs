@@ -15,6 +15,7 @@
 
 pub mod redis;
 pub mod seal;
+pub mod shm;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
@@ -38,6 +39,11 @@ pub struct StoreError(pub String);
 /// One connection to a store, for reads.
 pub trait StoreConnection: Send {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Gets and deletes in one step: of all callers in all processes, at
+    /// most one receives the value.
+    // Called by the early-data rule in `Remote` (single use across processes).
+    #[allow(dead_code)]
+    fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// One change to the store.
@@ -76,6 +82,15 @@ pub trait Backend: Send + Sync {
     /// Delivers messages published on `channel` until the connection fails
     /// (then returns the error; the caller reconnects after a pause).
     fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError;
+    /// Whether the store itself remembers that `key` was removed (a backend
+    /// without announcements keeps such marks; consulted on local hits).
+    fn was_deleted(&self, _key: &str) -> bool {
+        false
+    }
+    /// The backend's own counters of this process, by name.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The store's settings: from the environment, or `sesscache_configure`
@@ -91,6 +106,10 @@ pub struct StoreConfig {
     pub push: bool,
     pub queue: usize,
     pub pool: usize,
+    /// The shm store's size in bytes.
+    pub size: usize,
+    /// The permission bits a joined shm store file may have.
+    pub mode: u32,
 }
 
 impl StoreConfig {
@@ -104,6 +123,8 @@ impl StoreConfig {
             push: true,
             queue: 4096,
             pool: 20480,
+            size: shm::DEFAULT_SIZE,
+            mode: shm::DEFAULT_MODE,
         };
         for name in SETTINGS {
             if let Some(value) = std::env::var_os(name).and_then(|v| v.into_string().ok()) {
@@ -147,6 +168,19 @@ impl StoreConfig {
                 Some(n) => self.pool = n as usize,
                 None => return false,
             },
+            "SESSCACHE_STORE_SIZE" => {
+                match parse_size(value).filter(|n| (shm::MIN_SIZE..=shm::MAX_SIZE).contains(n)) {
+                    Some(n) => self.size = n,
+                    None => return false,
+                }
+            }
+            "SESSCACHE_STORE_MODE" => match u32::from_str_radix(value, 8)
+                .ok()
+                .filter(|m| m & !0o660 == 0 && m & 0o600 == 0o600)
+            {
+                Some(m) => self.mode = m,
+                None => return false,
+            },
             _ => return false,
         }
         true
@@ -154,7 +188,7 @@ impl StoreConfig {
 }
 
 /// Every setting, by its environment-variable name.
-pub const SETTINGS: [&str; 8] = [
+pub const SETTINGS: [&str; 10] = [
     "SESSCACHE_STORE",
     "SESSCACHE_STORE_KEY_FILE",
     "SESSCACHE_STORE_CA_FILE",
@@ -163,7 +197,20 @@ pub const SETTINGS: [&str; 8] = [
     "SESSCACHE_STORE_PUSH",
     "SESSCACHE_STORE_QUEUE",
     "SESSCACHE_STORE_POOL",
+    "SESSCACHE_STORE_SIZE",
+    "SESSCACHE_STORE_MODE",
 ];
+
+/// Bytes, with an optional `k`, `m` or `g` suffix (powers of 1024).
+fn parse_size(value: &str) -> Option<usize> {
+    let (digits, unit) = match value.char_indices().last()? {
+        (i, 'k' | 'K') => (&value[..i], 1 << 10),
+        (i, 'm' | 'M') => (&value[..i], 1 << 20),
+        (i, 'g' | 'G') => (&value[..i], 1 << 30),
+        _ => (value, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
 
 /// Counters of the store, readable by name.
 #[derive(Default)]
@@ -526,10 +573,10 @@ impl Remote {
 
     /// Whether a peer deleted this session (so a local copy must go).
     pub fn deleted_by_peer(&self, key: &SessionKey) -> bool {
-        if !self.config.push {
-            return false;
-        }
         let store_key = self.store_key(key);
+        if !self.config.push {
+            return self.backend.was_deleted(&store_key);
+        }
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers
             .tombstones
@@ -753,6 +800,12 @@ struct Prepared {
     backend: Arc<dyn Backend>,
     keys: Arc<Keyring>,
     config: StoreConfig,
+    /// The backend is the shared mapping (no announcements, its own counters).
+    shm: bool,
+}
+
+fn is_shm() -> bool {
+    PREPARED.get().is_some_and(|p| p.shm)
 }
 
 /// Reads the `SESSCACHE_STORE*` variables now, at load time (see
@@ -807,16 +860,33 @@ pub fn freeze() {
 
 /// Everything the store needs, read now.
 fn prepare(url: &str, config: StoreConfig) -> Result<Prepared, String> {
+    let place = shm::Place::parse(url);
+    if let Some(place) = &place {
+        let mut config = config;
+        // Every process reads the mapping itself: nothing to announce.
+        config.push = false;
+        // The key first: a store that cannot be sealed leaves no file behind.
+        let keys = match config.key_file.as_deref() {
+            Some(key_file) => load_keys(key_file)?,
+            // An inherited mapping is sealed with a key made here, in memory.
+            None if *place == shm::Place::Inherited => memory_key()?,
+            None => return Err("an shm store joined by path needs SESSCACHE_STORE_KEY_FILE (the same file in every server)".into()),
+        };
+        let region = match place {
+            shm::Place::Inherited => shm::Region::inherited(config.size)?,
+            shm::Place::File(path) => shm::Region::file(path, config.size, config.mode)?,
+        };
+        return Ok(Prepared {
+            backend: Arc::new(shm::ShmBackend::new(Box::leak(Box::new(region)))),
+            keys: Arc::new(keys),
+            config,
+            shm: true,
+        });
+    }
     let Some(key_file) = config.key_file.as_deref() else {
         return Err("SESSCACHE_STORE is set but SESSCACHE_STORE_KEY_FILE is not: sessions are never stored unencrypted".into());
     };
-    let (keys, mode) = Keyring::load(key_file)?;
-    if mode & 0o077 != 0 {
-        say(&printable(&format!(
-            "sesscache: the store's key file {} is accessible by group or others (mode {mode:04o}); it is used, but should be chmod 600",
-            key_file.display()
-        )));
-    }
+    let keys = load_keys(key_file)?;
     let backend: Arc<dyn Backend> = if url.starts_with("redis://") || url.starts_with("rediss://") {
         let ca = match config.ca_file.as_deref() {
             Some(path) => Some(seal::read_file(path)?.0),
@@ -824,13 +894,43 @@ fn prepare(url: &str, config: StoreConfig) -> Result<Prepared, String> {
         };
         Arc::new(redis::RedisBackend::new(url, config.timeout, ca)?)
     } else {
-        return Err("SESSCACHE_STORE must be a redis:// or rediss:// URL".into());
+        return Err("SESSCACHE_STORE must be a redis:// or rediss:// URL, shm or shm:/path".into());
     };
     Ok(Prepared {
         backend,
         keys: Arc::new(keys),
         config,
+        shm: false,
     })
+}
+
+/// The key file's keys, with one warning when others may read it.
+fn load_keys(key_file: &std::path::Path) -> Result<Keyring, String> {
+    let (keys, mode) = Keyring::load(key_file)?;
+    if mode & 0o077 != 0 {
+        say(&printable(&format!(
+            "sesscache: the store's key file {} is accessible by group or others (mode {mode:04o}); it is used, but should be chmod 600",
+            key_file.display()
+        )));
+    }
+    Ok(keys)
+}
+
+/// A random key that exists only in this process and its forked children.
+fn memory_key() -> Result<Keyring, String> {
+    let mut bytes = [0u8; 32];
+    // SAFETY: fills our 32-byte buffer.
+    let ok = unsafe { openssl_sys::RAND_bytes(bytes.as_mut_ptr(), bytes.len() as c_int) } == 1;
+    let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    bytes.fill(0);
+    let keys = if ok {
+        Keyring::parse(&hex)
+    } else {
+        Err("no random bytes for its key".into())
+    };
+    // SAFETY: overwrites the string's own bytes with ASCII zeros, keeping it UTF-8.
+    unsafe { hex.as_bytes_mut() }.fill(b'0');
+    keys
 }
 
 /// The identity of the file this process's stderr is, to tell whether a
@@ -930,6 +1030,17 @@ fn start_remote() -> Option<&'static Remote> {
         Ok(_) => {
             // SAFETY: just published; lives for the rest of the process.
             let remote: &'static Remote = unsafe { &*fresh };
+            if is_shm() {
+                // Opening the mapping's writer costs nothing, and with it
+                // open a change is made by the thread that makes it: a
+                // process that exits after one connection has stored its
+                // session by then.
+                let _ = remote.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
+                    &remote.health,
+                    || remote.backend.connect_writer(),
+                    |_| Ok(()),
+                );
+            }
             remote.start();
             Some(remote)
         }
@@ -946,10 +1057,18 @@ fn start_remote() -> Option<&'static Remote> {
 pub fn counters() -> Vec<(&'static str, u64)> {
     let current = REMOTE.load(Ordering::Acquire);
     // SAFETY: a published Remote is never freed.
-    match unsafe { current.as_ref() } {
-        Some(remote) => remote.counters.named().to_vec(),
+    let mut named = match unsafe { current.as_ref() } {
+        Some(remote) => {
+            let mut named = remote.counters.named().to_vec();
+            named.extend(remote.backend.counters());
+            named
+        }
         None => StoreCounters::default().named().to_vec(),
+    };
+    if is_shm() && named.len() == StoreCounters::default().named().len() {
+        named.extend(shm::COUNTER_NAMES.iter().map(|&n| (n, 0)));
     }
+    named
 }
 
 /// For the stats file, when a store is configured: `store_status=` (`ok`,

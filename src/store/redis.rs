@@ -76,6 +76,13 @@ impl StoreConnection for RedisConnection {
             .query(&mut self.0)
             .map_err(failed)
     }
+
+    fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        redis::cmd("GETDEL")
+            .arg(key)
+            .query(&mut self.0)
+            .map_err(failed)
+    }
 }
 
 /// A connection with replies switched off (`CLIENT REPLY OFF`): commands

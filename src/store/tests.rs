@@ -77,6 +77,12 @@ impl StoreConnection for MemoryConnection {
         check(&self.0)?;
         Ok(self.0.data.lock().unwrap().get(key).cloned())
     }
+
+    fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.gets.fetch_add(1, Ordering::SeqCst);
+        check(&self.0)?;
+        Ok(self.0.data.lock().unwrap().remove(key))
+    }
 }
 
 impl StoreWriter for MemoryConnection {
@@ -129,6 +135,8 @@ fn config(push: bool) -> StoreConfig {
         push,
         queue: 16,
         pool: 8,
+        size: super::shm::DEFAULT_SIZE,
+        mode: super::shm::DEFAULT_MODE,
     }
 }
 
