@@ -254,7 +254,7 @@ static LEARNER: Lazy<Mutex<Learner>> = Lazy::new(|| {
         false
     });
     // SAFETY: no arguments; returns a constant of the libcrypto loaded.
-    let version = u64::from(unsafe { openssl_sys::OpenSSL_version_num() });
+    let version: u64 = unsafe { openssl_sys::OpenSSL_version_num() };
     if !allowed || !release_line_covered(version) || set("SESSCACHE_TEST_NO_MARKER_CTX") {
         learner.over = true;
         LEARNING_OVER.store(true, Ordering::Relaxed);
