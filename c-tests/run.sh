@@ -8,12 +8,16 @@
 # linked: -lsesscache -lssl -lcrypto) and run three ways: plain, plain with
 # LD_PRELOAD=$SESSCACHE_LIB ("preload") and linked.  The stdout of preload
 # and linked must be byte-identical to plain (and the exit status equal).
-# Each is preloaded twice more, also compared with plain: with
-# SESSCACHE_TEST_PUBLIC_MARKING=1 (removed sessions marked not resumable
-# through libssl on the library's marker ctx, never with the library's own
-# store) and with SESSCACHE_TEST_NO_MARKER_CTX=1 (through libssl on the
-# application's ctx). t_random must report in its stats file that marking
-# had become one store (src/libssl/not_resumable.rs).
+# Each is preloaded three times more, also compared with plain: with
+# SESSCACHE_NOT_RESUMABLE_MARKING=libssl (removed sessions marked not
+# resumable through libssl on the library's marker ctx, never with the
+# library's own store), with SESSCACHE_TEST_NO_MARKER_CTX=1 (through libssl
+# on the application's ctx) and with SESSCACHE_TEST_WRONG_FLAG_OFFSET=1
+# (the learnt place of the flag one word off: the library's check must
+# catch it and fall back to libssl). t_random must report in its stats file
+# that marking had become one store (src/libssl/not_resumable.rs), stayed
+# with libssl under the setting, and fell back (said once on stderr) with
+# the wrong place.
 # t_reenter only runs with the library (plain libssl deadlocks there) under
 # `timeout 60` and must print "done"; t_stress runs in all three modes and
 # must print "stress ok".
@@ -113,7 +117,8 @@ done
 
 # run MODE PROG OUTFILE [timeout]: sets RC. MODE: plain, preload, nomarker
 # (preloaded with SESSCACHE_TEST_NO_MARKER_CTX=1), publicmark (preloaded
-# with SESSCACHE_TEST_PUBLIC_MARKING=1), linked. Valgrind wraps preload
+# with SESSCACHE_NOT_RESUMABLE_MARKING=libssl), wrongoffset (preloaded with
+# SESSCACHE_TEST_WRONG_FLAG_OFFSET=1), linked. Valgrind wraps preload
 # runs.
 run() {
     local mode="$1" p="$2" out="$3" tmo="${4:-600}"
@@ -123,7 +128,8 @@ run() {
     case "$mode" in
     preload) envs=(LD_PRELOAD="$LIB") ;;
     nomarker) envs=(SESSCACHE_TEST_NO_MARKER_CTX=1 LD_PRELOAD="$LIB") ;;
-    publicmark) envs=(SESSCACHE_TEST_PUBLIC_MARKING=1 LD_PRELOAD="$LIB") ;;
+    publicmark) envs=(SESSCACHE_NOT_RESUMABLE_MARKING=libssl LD_PRELOAD="$LIB") ;;
+    wrongoffset) envs=(SESSCACHE_TEST_WRONG_FLAG_OFFSET=1 LD_PRELOAD="$LIB") ;;
     linked) bin="$BUILD/linked/$p" ;;
     esac
     if [ "$mode" = preload ] && [ "$VALGRIND" = 1 ]; then
@@ -188,16 +194,18 @@ for p in "${PROGS[@]}"; do
     done
 done
 
-# ---- the same programs preloaded twice more, marking removed sessions
-# through libssl only: on the marker ctx (the path taken until libssl has
-# shown where it keeps the flag), and on the application's ctx (the path
-# taken when the library could not make its marker ctx). stdout must again
-# equal plain libssl's ----
+# ---- the same programs preloaded three times more, marking removed
+# sessions through libssl only: on the marker ctx (the path taken until
+# libssl has shown where it keeps the flag, and the operator's setting), on
+# the application's ctx (the path taken when the library could not make its
+# marker ctx), and after a learnt place that failed its check. stdout must
+# again equal plain libssl's ----
 if [ "$HAVE_LIB" = 1 ]; then
-    for mode in publicmark nomarker; do
+    for mode in publicmark nomarker wrongoffset; do
         case "$mode" in
         publicmark) what="marking through libssl" ;;
         nomarker) what="no marker ctx" ;;
+        wrongoffset) what="wrong flag offset caught" ;;
         esac
         for p in "${PROGS[@]}"; do
             is_special "$p" && continue
@@ -216,21 +224,32 @@ if [ "$HAVE_LIB" = 1 ]; then
 fi
 
 # ---- removed sessions are marked with one store once libssl has shown
-# where its flag is (t_random removes, expires and flushes thousands), and
-# only through libssl when the tests ask for that ----
+# where its flag is (t_random removes, expires and flushes thousands), only
+# through libssl under the operator's setting, and through libssl again
+# once a wrong place failed its check (said once on stderr) ----
 if [ "$HAVE_LIB" = 1 ] && [ -x "$BUILD/plain/t_random" ]; then
-    for want in store_at_ libssl; do
-        stats="$BUILD/out/t_random.stats.$want"
-        rm -rf "$stats" && mkdir -p "$stats"
-        envs=(SESSCACHE_STATS="$stats" LD_PRELOAD="$LIB")
-        [ "$want" = libssl ] && envs+=(SESSCACHE_TEST_PUBLIC_MARKING=1)
-        env "${envs[@]}" "$BUILD/plain/t_random" >"$stats/out" 2>&1 || true
-        got="$(sed -n 's/^not_resumable_marking=//p' "$stats"/sesscache.*.stats 2>/dev/null | head -n 1)"
-        case "$got" in
-        "$want"*) pass "t_random marking: $got" ;;
-        *) echo "--- t_random: not_resumable_marking='$got', wanted $want..."
-           fail "t_random marking ($want)" ;;
+    fallback_said='^sesscache: the learnt place of libssl.s not_resumable flag failed its check'
+    for want in 'store_at_[0-9]*' libssl 'libssl_check_failed_at_[0-9]*'; do
+        case "$want" in
+        store*) name=store; envs=() ;;
+        libssl) name=libssl; envs=(SESSCACHE_NOT_RESUMABLE_MARKING=libssl) ;;
+        *) name=check_failed; envs=(SESSCACHE_TEST_WRONG_FLAG_OFFSET=1) ;;
         esac
+        stats="$BUILD/out/t_random.stats.$name"
+        rm -rf "$stats" && mkdir -m 755 -p "$stats"
+        env "${envs[@]}" SESSCACHE_STATS="$stats" LD_PRELOAD="$LIB" "$BUILD/plain/t_random" \
+            >"$stats/out" 2>"$stats/err" || true
+        got="$(sed -n 's/^not_resumable_marking=//p' "$stats"/sesscache.*.stats 2>/dev/null | head -n 1)"
+        said="$(grep -c "$fallback_said" "$stats/err" || true)"
+        [ "$name" = check_failed ] && want_said=1 || want_said=0
+        # shellcheck disable=SC2053 # $want is a pattern
+        if [[ "$got" == $want ]] && [ "$said" = "$want_said" ]; then
+            pass "t_random marking: $got"
+        else
+            echo "--- t_random: not_resumable_marking='$got' (wanted $want), fallback said $said times:"
+            cat "$stats/err"
+            fail "t_random marking ($name)"
+        fi
     done
 fi
 

@@ -35,13 +35,24 @@
 //! is atomic on our side; libssl reads the flag with a plain load, as it
 //! does when its own removal sets it under a lock its readers do not take.
 //!
-//! `SESSCACHE_TEST_PUBLIC_MARKING=1` (and `SESSCACHE_TEST_NO_MARKER_CTX=1`)
-//! keep every marking with libssl, so that the tests can compare that path
-//! with libssl as well.
+//! Where it is used, and checked: only on the libssl release lines the
+//! differential tests cover ([`COVERED_RELEASE_LINES`]). The first
+//! [`CHECKED_STORES`] stores into sessions that were resumable are checked:
+//! the word must read 0 before and `SSL_SESSION_is_resumable()` 0 after.
+//! One that fails ends the direct stores for good (said once on stderr and
+//! in the stats file); that session and every later one are marked through
+//! libssl.
+//!
+//! `SESSCACHE_NOT_RESUMABLE_MARKING=libssl` (the operator's setting; the
+//! default is `auto`) and `SESSCACHE_TEST_NO_MARKER_CTX=1` keep every
+//! marking with libssl. `SESSCACHE_TEST_WRONG_FLAG_OFFSET=1` makes the
+//! learnt offset one word too far, so that the tests see the check fail
+//! and the library fall back (on libssl 3.0 for x86_64, the only line the
+//! tests run, that word is the padding after the flag).
 
-use std::ffi::c_uint;
+use std::ffi::{OsStr, c_uint};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use once_cell::sync::Lazy;
 
@@ -59,6 +70,60 @@ const MAX_OBSERVATIONS: u32 = 64;
 
 /// Sessions that must name the same word before it is used.
 const CONFIRMATIONS: u32 = 2;
+
+/// The libssl release lines (major, minor) where the flag is written
+/// directly: those the differential tests run against. Anywhere else,
+/// marking stays with libssl.
+const COVERED_RELEASE_LINES: &[(u64, u64)] = &[(3, 0)];
+
+/// Direct stores into resumable sessions checked before the rest go
+/// unchecked.
+const CHECKED_STORES: u32 = 16;
+
+/// Whether the release line of `OpenSSL_version_num()`'s value
+/// (`0xMNN00PP0`: major, minor, patch) is one of [`COVERED_RELEASE_LINES`].
+fn release_line_covered(version_num: u64) -> bool {
+    let line = (version_num >> 28, (version_num >> 20) & 0xff);
+    COVERED_RELEASE_LINES.contains(&line)
+}
+
+/// `SESSCACHE_NOT_RESUMABLE_MARKING`: whether the flag may be written
+/// directly (`auto`, the default) or marking stays with libssl (`libssl`).
+/// `Err` for any other value.
+fn direct_marking_allowed(value: Option<&OsStr>) -> Result<bool, ()> {
+    match value.map(|v| v.to_str()) {
+        None | Some(Some("" | "auto")) => Ok(true),
+        Some(Some("libssl")) => Ok(false),
+        Some(_) => Err(()),
+    }
+}
+
+/// What one checked direct store says.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Check {
+    /// The session was not resumable before (already marked, or no ID and
+    /// no ticket): nothing to see, nothing written.
+    SaysNothing,
+    /// The word read 0 and the store turned the session not resumable.
+    Took,
+    /// The word was not 0 in a resumable session, or the store left it
+    /// resumable: the word is not the flag.
+    Wrong,
+}
+
+/// Before the store: a resumable session's flag reads 0.
+fn check_before(resumable: bool, word: i32) -> Option<Check> {
+    match (resumable, word) {
+        (false, _) => Some(Check::SaysNothing),
+        (true, 0) => None,
+        (true, _) => Some(Check::Wrong),
+    }
+}
+
+/// After the store into a session that was resumable.
+fn check_after(resumable: bool) -> Check {
+    if resumable { Check::Wrong } else { Check::Took }
+}
 
 /// What one watched marking says about the flag's place.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -168,12 +233,34 @@ static FLAG_OFFSET: AtomicUsize = AtomicUsize::new(0);
 /// (when the place was not found) take no lock.
 static LEARNING_OVER: AtomicBool = AtomicBool::new(false);
 
+/// Direct stores into resumable sessions still to be checked.
+static CHECKS_LEFT: AtomicU32 = AtomicU32::new(CHECKED_STORES);
+
+/// The offset whose check failed; 0 if none did.
+static FAILED_AT: AtomicUsize = AtomicUsize::new(0);
+
+/// Added to the learnt offset (`SESSCACHE_TEST_WRONG_FLAG_OFFSET`).
+static TEST_OFFSET_SKEW: AtomicUsize = AtomicUsize::new(0);
+
 static LEARNER: Lazy<Mutex<Learner>> = Lazy::new(|| {
     let mut learner = Learner::default();
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
-    if set("SESSCACHE_TEST_PUBLIC_MARKING") || set("SESSCACHE_TEST_NO_MARKER_CTX") {
+    let setting = std::env::var_os("SESSCACHE_NOT_RESUMABLE_MARKING");
+    let allowed = direct_marking_allowed(setting.as_deref()).unwrap_or_else(|()| {
+        crate::diag::warn_once(
+            "sesscache: SESSCACHE_NOT_RESUMABLE_MARKING is neither auto nor libssl; \
+             removed sessions are marked through libssl",
+        );
+        false
+    });
+    // SAFETY: no arguments; returns a constant of the libcrypto loaded.
+    let version: u64 = unsafe { openssl_sys::OpenSSL_version_num() };
+    if !allowed || !release_line_covered(version) || set("SESSCACHE_TEST_NO_MARKER_CTX") {
         learner.over = true;
         LEARNING_OVER.store(true, Ordering::Relaxed);
+    }
+    if set("SESSCACHE_TEST_WRONG_FLAG_OFFSET") {
+        TEST_OFFSET_SKEW.store(4, Ordering::Relaxed);
     }
     Mutex::new(learner)
 });
@@ -189,8 +276,8 @@ fn learner() -> Option<std::sync::MutexGuard<'static, Learner>> {
     }
 }
 
-/// Reads the test switches now (see the module's comment), at load time:
-/// some servers empty their environment before the first removal.
+/// Reads the settings now (see the module's comment), at load time: some
+/// servers empty their environment before the first removal.
 pub fn read_environment() {
     Lazy::force(&LEARNER);
 }
@@ -203,22 +290,67 @@ pub fn mark_directly(sess: Session) -> bool {
     if offset == 0 {
         return false;
     }
+    if CHECKS_LEFT.load(Ordering::Relaxed) != 0 {
+        return mark_and_check(sess, offset);
+    }
+    with_flag(sess, offset, |flag| flag.store(1, Ordering::Release));
+    true
+}
+
+/// Runs `f` on the word at `offset`, learnt as the flag's place.
+#[inline]
+fn with_flag<R>(sess: Session, offset: usize, f: impl FnOnce(&AtomicI32) -> R) -> R {
     // SAFETY: `offset` was learnt from libssl's own marking of two sessions
     // (see the module's comment): it is the 4-byte-aligned place of the
     // `int` flag inside every `SSL_SESSION` of this libssl, and the session
-    // is live (the caller holds it). The store is the one libssl's removal
-    // makes.
-    let flag = unsafe { AtomicI32::from_ptr(sess.as_ptr().cast::<u8>().add(offset).cast()) };
-    flag.store(1, Ordering::Release);
-    true
+    // is live while `f` runs (the caller holds it). The store made through
+    // it is the one libssl's removal makes.
+    f(unsafe { AtomicI32::from_ptr(sess.as_ptr().cast::<u8>().add(offset).cast()) })
+}
+
+/// [`mark_directly`] while stores are checked (module comment). Returns
+/// false, for the caller to mark the session through libssl, when it
+/// cannot be checked (it is not resumable already: nothing is written) or
+/// the check fails (which ends the direct stores).
+#[cold]
+#[inline(never)]
+fn mark_and_check(sess: Session, offset: usize) -> bool {
+    let check = with_flag(sess, offset, |flag| {
+        check_before(sess.is_resumable(), flag.load(Ordering::Acquire)).unwrap_or_else(|| {
+            flag.store(1, Ordering::Release);
+            check_after(sess.is_resumable())
+        })
+    });
+    match check {
+        // Unchecked sessions go to libssl until the place has been checked.
+        Check::SaysNothing => false,
+        Check::Took => {
+            let _ = CHECKS_LEFT
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            true
+        }
+        Check::Wrong => {
+            FAILED_AT.store(offset, Ordering::Relaxed);
+            FLAG_OFFSET.store(0, Ordering::Release);
+            crate::diag::warn_once(
+                "sesscache: the learnt place of libssl's not_resumable flag failed its check \
+                 (SSL_SESSION_is_resumable); removed sessions are marked through libssl from now on",
+            );
+            false
+        }
+    }
 }
 
 /// For the stats file: how removed sessions are being marked.
 pub fn stats_line() -> String {
-    match FLAG_OFFSET.load(Ordering::Relaxed) {
-        0 if LEARNING_OVER.load(Ordering::Relaxed) => "not_resumable_marking=libssl\n".into(),
-        0 => "not_resumable_marking=learning\n".into(),
-        offset => format!("not_resumable_marking=store_at_{offset}\n"),
+    match (
+        FLAG_OFFSET.load(Ordering::Relaxed),
+        FAILED_AT.load(Ordering::Relaxed),
+    ) {
+        (0, 0) if LEARNING_OVER.load(Ordering::Relaxed) => "not_resumable_marking=libssl\n".into(),
+        (0, 0) => "not_resumable_marking=learning\n".into(),
+        (0, failed) => format!("not_resumable_marking=libssl_check_failed_at_{failed}\n"),
+        (offset, _) => format!("not_resumable_marking=store_at_{offset}\n"),
     }
 }
 
@@ -231,7 +363,8 @@ pub struct Watch {
 
 /// The window's start, as an offset from the session's start, when the
 /// session's interior pointers look as in libssl 1.1.1 to 3.x (the
-/// session-ID context after the session ID, both within the first 4 KiB).
+/// session-ID context after the session ID, both within the first 4 KiB)
+/// and the window is aligned for 32-bit loads.
 fn window_start(sess: Session) -> Option<usize> {
     let base = sess.as_ptr() as usize;
     let mut len: c_uint = 0;
@@ -244,17 +377,21 @@ fn window_start(sess: Session) -> Option<usize> {
     };
     let id_at = id.checked_sub(base)?;
     let sid_ctx_at = sid_ctx.checked_sub(base)?;
-    (0 < id_at && id_at < sid_ctx_at && sid_ctx_at < 4096).then_some(sid_ctx_at + SID_CTX_CAPACITY)
+    let start = sid_ctx_at + SID_CTX_CAPACITY;
+    let aligned = (base + start) % std::mem::align_of::<AtomicU32>() == 0;
+    (0 < id_at && id_at < sid_ctx_at && sid_ctx_at < 4096 && aligned).then_some(start)
 }
 
-/// The window's bytes.
+/// The window's bytes, read a 32-bit word at a time.
 fn read_window(sess: Session, start: usize) -> [u8; WINDOW] {
     let mut bytes = [0u8; WINDOW];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        // SAFETY: the window lies inside the live session (module comment);
-        // volatile, as another thread may write there (libssl's own
-        // marking of the same session).
-        *byte = unsafe { sess.as_ptr().cast::<u8>().add(start + i).read_volatile() };
+    for (i, word) in bytes.chunks_exact_mut(4).enumerate() {
+        // SAFETY: the window lies inside the live session (module comment)
+        // and starts 4-aligned (`window_start`); an atomic load, as another
+        // thread may write there (libssl's own marking of the same session).
+        let at =
+            unsafe { AtomicU32::from_ptr(sess.as_ptr().cast::<u8>().add(start + 4 * i).cast()) };
+        word.copy_from_slice(&at.load(Ordering::Relaxed).to_ne_bytes());
     }
     bytes
 }
@@ -288,7 +425,8 @@ impl Watch {
             return;
         };
         if let Some(offset) = learner.learn(evidence) {
-            FLAG_OFFSET.store(offset, Ordering::Release);
+            let skew = TEST_OFFSET_SKEW.load(Ordering::Relaxed);
+            FLAG_OFFSET.store(offset + skew, Ordering::Release);
         }
         if !learner.learning() {
             LEARNING_OVER.store(true, Ordering::Relaxed);
@@ -386,6 +524,42 @@ mod tests {
         learner.learn(Evidence::Against);
         assert!(!learner.learning());
         assert_eq!(learner.learn(Evidence::FlagAt(320)), None);
+    }
+
+    #[test]
+    fn only_covered_release_lines_write_the_flag() {
+        assert!(release_line_covered(0x3000_0160)); // 3.0.22
+        assert!(release_line_covered(0x3000_0000));
+        assert!(!release_line_covered(0x3010_0000)); // 3.1.0
+        assert!(!release_line_covered(0x3050_0050)); // 3.5.5
+        assert!(!release_line_covered(0x4000_0010)); // 4.0.1
+        assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
+    }
+
+    #[test]
+    fn the_operator_setting_turns_direct_marking_off() {
+        assert_eq!(direct_marking_allowed(None), Ok(true));
+        assert_eq!(direct_marking_allowed(Some(OsStr::new(""))), Ok(true));
+        assert_eq!(direct_marking_allowed(Some(OsStr::new("auto"))), Ok(true));
+        assert_eq!(
+            direct_marking_allowed(Some(OsStr::new("libssl"))),
+            Ok(false)
+        );
+        assert_eq!(direct_marking_allowed(Some(OsStr::new("store"))), Err(()));
+        assert_eq!(direct_marking_allowed(Some(OsStr::new("LIBSSL"))), Err(()));
+    }
+
+    #[test]
+    fn a_store_is_checked_against_libssl() {
+        // already marked (or no ID and no ticket): nothing to learn, no check
+        assert_eq!(check_before(false, 0), Some(Check::SaysNothing));
+        assert_eq!(check_before(false, 1), Some(Check::SaysNothing));
+        // resumable: the flag must read 0, then the store must take
+        assert_eq!(check_before(true, 0), None);
+        assert_eq!(check_before(true, 1), Some(Check::Wrong));
+        assert_eq!(check_before(true, -7), Some(Check::Wrong));
+        assert_eq!(check_after(false), Check::Took);
+        assert_eq!(check_after(true), Check::Wrong);
     }
 
     #[test]
