@@ -29,6 +29,8 @@ struct Stats {
     pid: u32,
     counters: BTreeMap<String, u64>,
     marking: Option<String>,
+    /// `ok`, `unreachable` or `unusable`: the word before the reason.
+    store_status: Option<String>,
 }
 
 impl Stats {
@@ -70,6 +72,14 @@ fn parse(text: &str, expected_pid: u32) -> Result<Stats, String> {
                 return Err("bad not_resumable_marking".into());
             }
             stats.marking = Some(value.to_owned());
+            continue;
+        }
+        if name == "store_status" {
+            let word = value.split(':').next().unwrap_or_default();
+            if !is_name(word) {
+                return Err("bad store_status".into());
+            }
+            stats.store_status = Some(word.to_owned());
             continue;
         }
         let value: u64 = value
@@ -183,12 +193,16 @@ fn row(label: &str, s: &Stats, store: bool, marking: &str) -> String {
         s.get("store_lookups_served"),
     );
     let health = if store {
-        format!(
+        let counts = format!(
             "{}/{}/{}",
             s.get("store_errors"),
             s.get("store_rejected"),
             s.get("store_dropped")
-        )
+        );
+        match s.store_status.as_deref() {
+            Some(status) if status != "ok" => format!("{status} {counts}"),
+            _ => counts,
+        }
     } else {
         "-".into()
     };
