@@ -67,21 +67,14 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-LIB="${SESSCACHE_LIB:-target/release/libsesscache.so}"
-case "$LIB" in /*) ;; *) LIB="$REPO/$LIB" ;; esac
+TEST=run-nginx-tests
+. "$REPO/c-tests/lib.sh"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
-CC="${CC:-cc}"
-BUILD="$REPO/target/nginx-tests"
-CLIENT="$BUILD/tls_client"
 
-die() { echo "run-nginx-tests: $*" >&2; exit 2; }
 [ -x "$NGINX" ] || die "nginx not found (apt-get install nginx)"
 [ -f "$LIB" ] || die "$LIB not found (run make first)"
 command -v openssl >/dev/null || die "openssl not found"
-
-mkdir -p "$BUILD"
-"$CC" -O2 -Wall -Wextra -Werror "$REPO/c-tests/nginx/tls_client.c" -o "$CLIENT" -lssl -lcrypto \
-    || die "cannot build the client"
+build_client
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-nginx.XXXXXX")"
 MASTER=""          # pid of the running nginx master, if any
@@ -107,9 +100,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 \
-    || die "cannot make a certificate"
+make_cert "$TMP"
 
 # write_conf DIR PORT WORKERS PROTOCOL CACHE
 write_conf() {
@@ -149,11 +140,6 @@ EOF
 }
 
 nginx_ctl() { "$NGINX" -p "$MASTER_DIR/" -e "$MASTER_DIR/error.log" -c "$MASTER_DIR/nginx.conf" "$@"; }
-
-# The pids of the master's workers, sorted, one line.
-workers_of() { pgrep -P "$1" 2>/dev/null | sort -n | tr '\n' ' ' | sed 's/ $//'; }
-
-alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 # start_nginx DIR PORT WORKERS PRELOAD(0|1): sets MASTER; waits for the port
 # and for all workers.
@@ -214,13 +200,13 @@ stop_nginx() {
 # ones are up. Prints the new workers.
 reload_nginx() {
     local workers="$1" old i w gone
-    old="$(workers_of "$MASTER")"
+    old="$(children_of "$MASTER")"
     nginx_ctl -s reload || return 1
     for i in $(seq 100); do
         gone=1
         for w in $old; do alive "$w" && gone=0; done
         if [ "$gone" = 1 ] && [ "$(pgrep -c -P "$MASTER")" -ge "$workers" ]; then
-            workers_of "$MASTER"
+            children_of "$MASTER"
             return 0
         fi
         sleep 0.1
@@ -237,55 +223,6 @@ log_problems() {
         "$dir/error.log" 2>/dev/null | head -5
     grep -i 'sesscache' "$dir/stderr" 2>/dev/null | head -5
 }
-
-# field NAME LINE: the value of NAME=... in the client's output line;
-# `field of LINE` is N in "resumed=K of N".
-field() {
-    if [ "$1" = of ]; then
-        sed -n 's/.* of \([0-9]*\).*/\1/p' <<<"$2"
-    else
-        sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$2"
-    fi
-}
-
-# count EVENT LOG [PIDS]: lines of that event (only from PIDS if given).
-count() {
-    local event="$1" log="$2" pids="${3:-}"
-    [ -f "$log" ] || { echo 0; return; }
-    awk -v ev="$event" -v pids=" $pids " '
-        $3 == ev {
-            pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid)
-            if (pids == "  " || index(pids, " " pid " ")) n++
-        }
-        END { print n + 0 }' "$log"
-}
-
-# pids_with EVENT LOG: the distinct pids that logged EVENT.
-pids_with() {
-    local pids=""
-    [ ! -f "$2" ] || pids="$(awk -v ev="$1" 'ev == "*" || $3 == ev { pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid); print pid }' "$2" \
-        | sort -un | tr '\n' ' ' | sed 's/ $//')"
-    echo "${pids:-none}"
-}
-
-# leftovers LOG: sessions added and never removed, per pid (8-hex prefixes),
-# as "pid:count ..."; empty when every cache was emptied.
-leftovers() {
-    [ -f "$1" ] || return 0
-    awk '{
-            pid = $1; sub(/^sesscache\[/, "", pid); sub(/\].*/, "", pid)
-            key = pid " " $2 " " $4
-            if ($3 == "add") live[key] = 1
-            else if ($3 ~ /^(remove|evict|expire|flush|ctx-free)$/) delete live[key]
-        }
-        END { for (k in live) { split(k, f, " "); n[f[1]]++ }
-              for (p in n) printf "%s:%d ", p, n[p] }' "$1"
-}
-
-# pct A B: A/B as a percentage with one decimal.
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.1f", 100 * a / b }'; }
-# at_least A B P: A >= P% of B (B > 0).
-at_least() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { exit !(b > 0 && a * 100 >= p * b) }'; }
 
 # check_rates CASE CLIENT_LINE: the rate rule of the case; prints why not.
 check_rates() {
@@ -339,57 +276,8 @@ check_log() {
     esac
 }
 
-# summary LINE: "K/N (same-worker RS/S)"
-summary() {
-    local line="$1"
-    printf '%s/%s = %s%% (same worker %s/%s)' "$(field resumed "$line")" "$(field of "$line")" \
-        "$(pct "$(field resumed "$line")" "$(field of "$line")")" \
-        "$(field resumed_same "$line")" "$(field same_worker "$line")"
-}
-
-# SESSCACHE_STATS is checked when the library has it.
-HAVE_STATS=0
-grep -q SESSCACHE_STATS "$LIB" && HAVE_STATS=1
-
-# check_stats DIR [PIDS]: without PIDS (after exit), every pid in the event
-# log has a stats file whose counters equal its log lines and sessions=0;
-# with PIDS (while running), each of those pids has a stats file.
-check_stats() {
-    local dir="$1" pids="${2:-}" pid ev stat want got
-    [ "$HAVE_STATS" = 1 ] || return 0
-    if [ -n "$pids" ]; then
-        for pid in $pids; do
-            [ -f "$dir/stats/sesscache.$pid.stats" ] || echo "no stats file for worker $pid while running"
-        done
-        return 0
-    fi
-    for pid in $(pids_with '*' "$dir/sesscache.log"); do
-        [ "$pid" != none ] || continue
-        local file="$dir/stats/sesscache.$pid.stats"
-        [ -f "$file" ] || { echo "no stats file for pid $pid at exit"; continue; }
-        for ev in add:adds replace:replaces hit:hits miss:misses callback-hit:callback_hits \
-            remove:removes evict:evictions expire:expired flush:flushed ctx-free:ctx_freed; do
-            stat="${ev#*:}"; ev="${ev%%:*}"
-            want="$(count "$ev" "$dir/sesscache.log" "$pid")"
-            got="$(sed -n "s/^$stat=//p" "$file")"
-            [ "$got" = "$want" ] || echo "pid $pid: $stat=${got:-missing} but $want $ev lines in the log"
-        done
-        got="$(sed -n 's/^sessions=//p' "$file")"
-        [ "$got" = 0 ] || echo "pid $pid: sessions=${got:-missing} at exit"
-    done
-}
-
 PASSED=0
 FAILED=0
-
-# add_problems PREFIX < lines: appends each line to run_case's $problems.
-add_problems() {
-    local p
-    while IFS= read -r p; do
-        [ -n "$p" ] && problems+="; $1: $p"
-    done
-    return 0
-}
 
 # run_case CASE WORKERS CACHE PROTO(1.2|1.3)
 run_case() {
@@ -405,18 +293,12 @@ run_case() {
             stop_master_hard
             continue
         fi
-        workers_before="$(workers_of "$MASTER")"
+        workers_before="$(children_of "$MASTER")"
         # The library is mapped into every worker exactly when preloaded.
-        for w in $workers_before; do
-            if grep -q libsesscache "/proc/$w/maps" 2>/dev/null; then
-                [ "$mode" = lib ] || problems+="; plain: libsesscache mapped in worker $w"
-            else
-                [ "$mode" = plain ] || problems+="; lib: libsesscache not mapped in worker $w"
-            fi
-        done
+        add_problems "$mode" < <(mapping_problems "$mode" "$workers_before")
         line="$("$CLIENT" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
             || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
-        workers_after="$(workers_of "$MASTER")"
+        workers_after="$(children_of "$MASTER")"
         [ "$workers_before" = "$workers_after" ] \
             || problems+="; $mode: workers changed ($workers_before -> $workers_after)"
         add_problems "$mode" < <(check_rates "$case" "$line" "$mode")
@@ -426,7 +308,7 @@ run_case() {
             lib_line="$line"
             log="$dir/sesscache.log"
             add_problems lib < <(check_log "$case" "$log" "$workers_before" "$(field resumed "$line")")
-            evidence="sesscache log (workers $workers_before): $(count hit "$log") hit, $(count store-hit "$log") store-hit, $(count callback-hit "$log") callback-hit, $(count miss "$log") miss, $(count add "$log") add, $(count evict "$log") evict; pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
+            evidence="sesscache log (workers $workers_before): $(events "$log"); pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
             # Reload with sessions cached, then a short pass on the new workers.
             [ ! -f "$log" ] || cp "$log" "$dir/sesscache.before-reload.log"
             [ "$case" = off ] || add_problems stats < <(check_stats "$dir" "$workers_before")
@@ -434,7 +316,7 @@ run_case() {
                 reload_line="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
                     || problems+="; reload: client failed"
                 add_problems "after reload" < <(check_rates "$case" "$reload_line")
-                [ "$(workers_of "$MASTER")" = "$new_workers" ] || problems+="; after reload: workers changed"
+                [ "$(children_of "$MASTER")" = "$new_workers" ] || problems+="; after reload: workers changed"
             else
                 problems+="; reload failed"
             fi

@@ -1,8 +1,14 @@
 /*
- * tls_client: drives a TLS server on 127.0.0.1 for the nginx tests.
+ * tls_client: drives a TLS server on 127.0.0.1 for the server tests (nginx,
+ * HAProxy, Apache httpd).
  *
- *   tls_client PORT 1.2|1.3 N    connect N times; each connection offers the
- *                                session of the previous one
+ *   tls_client [--offer FILE] [--save FILE] PORT 1.2|1.3 N
+ *                                connect N times; each connection offers the
+ *                                session of the previous one, the first the
+ *                                PEM session in FILE (--offer); the last
+ *                                connection's session is written to FILE
+ *                                (--save), so that it can be offered to the
+ *                                server after a reload
  *   tls_client --free-port       print a free TCP port on 127.0.0.1
  *
  * Each connection sends one HTTP/1.1 request ("Connection: close"), reads the
@@ -30,6 +36,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 static int free_port(void)
@@ -120,8 +127,18 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--free-port") == 0)
         return free_port();
+    const char *offer_file = NULL, *save_file = NULL;
+    while (argc > 2 && (strcmp(argv[1], "--offer") == 0 || strcmp(argv[1], "--save") == 0)) {
+        if (strcmp(argv[1], "--offer") == 0)
+            offer_file = argv[2];
+        else
+            save_file = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: tls_client PORT 1.2|1.3 N | tls_client --free-port\n");
+        fprintf(stderr, "usage: tls_client [--offer FILE] [--save FILE] PORT 1.2|1.3 N"
+                        " | tls_client --free-port\n");
         return 2;
     }
     int port = atoi(argv[1]);
@@ -144,6 +161,16 @@ int main(int argc, char **argv)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 
     SSL_SESSION *offer = NULL;
+    if (offer_file != NULL) {
+        FILE *f = fopen(offer_file, "r");
+        offer = f != NULL ? PEM_read_SSL_SESSION(f, NULL, NULL, NULL) : NULL;
+        if (f != NULL)
+            fclose(f);
+        if (offer == NULL) {
+            fprintf(stderr, "tls_client: cannot read a session from %s\n", offer_file);
+            return 2;
+        }
+    }
     long prev_pid = -1;
     int resumed = 0, same = 0, resumed_same = 0, resumed_other = 0, failed = 0;
     for (int i = 0; i < n; i++) {
@@ -166,9 +193,18 @@ int main(int argc, char **argv)
         SSL_SESSION_free(offer);
         offer = next;
     }
+    int saved = 1;
+    if (save_file != NULL) {
+        FILE *f = fopen(save_file, "w");
+        saved = f != NULL && offer != NULL && PEM_write_SSL_SESSION(f, offer);
+        if (f != NULL && fclose(f) != 0)
+            saved = 0;
+        if (!saved)
+            fprintf(stderr, "tls_client: cannot save the last session to %s\n", save_file);
+    }
     SSL_SESSION_free(offer);
     SSL_CTX_free(ctx);
     printf("resumed=%d of %d same_worker=%d resumed_same=%d resumed_other=%d failed=%d\n",
            resumed, n, same, resumed_same, resumed_other, failed);
-    return failed ? 1 : 0;
+    return failed || !saved ? 1 : 0;
 }
