@@ -78,9 +78,13 @@ test: deps build lint test-rust test-loom test-valgrind test-files check-header 
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
+# Cargo.toml lists integration tests by hand (autotests = false): a file in
+# tests/ without its entry would never run.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	@for f in tests/*.rs; do grep -q "^path = \"$$f\"" Cargo.toml \
+	  || { echo "$$f has no [[test]] or [[bench]] entry in Cargo.toml: cargo never runs it"; exit 1; }; done
 
 test-rust:
 	$(CARGO) test --release

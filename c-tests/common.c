@@ -491,6 +491,31 @@ void print_sess(const char *what, SSL_SESSION *s)
            ver_name(SSL_SESSION_get_protocol_version(s)));
 }
 
+void resume_chain(SSL_CTX *sctx, SSL_CTX *cctx, int n, int each_offered)
+{
+    struct hs_result r;
+    SSL_SESSION *sess;
+    int i;
+
+    handshake(sctx, cctx, NULL, &r);
+    print_stats(sctx);
+    sess = r.client_sess;
+    for (i = 0; i < n; i++) {
+        struct hs_opts o = { 0 };
+
+        o.offer = sess;
+        handshake(sctx, cctx, &o, &r);
+        print_stats(sctx);
+        if (each_offered)
+            print_sess("  offered session afterwards", sess);
+        SSL_SESSION_free(sess);
+        sess = r.client_sess;
+    }
+    if (!each_offered)
+        print_sess("client session", sess);
+    SSL_SESSION_free(sess);
+}
+
 /* ---------- store ---------- */
 
 struct store_ent {

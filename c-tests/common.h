@@ -99,6 +99,11 @@ void print_stats(SSL_CTX *ctx);
 void print_sess(const char *what, SSL_SESSION *s);
 /* Prints a heading line "== <text> ==". */
 void section(const char *text);
+/* A full handshake, then n resumptions each offering the newest client
+ * session, with the server's statistics after each. With each_offered, the
+ * session just offered is printed after each resumption; otherwise the last
+ * client session is printed at the end. */
+void resume_chain(SSL_CTX *sctx, SSL_CTX *cctx, int n, int each_offered);
 
 /*
  * Logging callbacks.  Two sets ("A" and "B") with identical behaviour,

@@ -20,29 +20,6 @@ static SSL_CTX *server12(int no_ticket)
     return ctx;
 }
 
-/* Full handshake, then resume it twice; prints everything on the way. */
-static void full_and_resume(SSL_CTX *sctx, SSL_CTX *cctx, int resumptions)
-{
-    struct hs_result r;
-    SSL_SESSION *sess;
-    int i;
-
-    handshake(sctx, cctx, NULL, &r);
-    print_stats(sctx);
-    sess = r.client_sess;
-    for (i = 0; i < resumptions; i++) {
-        struct hs_opts o = { 0 };
-
-        o.offer = sess;
-        handshake(sctx, cctx, &o, &r);
-        print_stats(sctx);
-        SSL_SESSION_free(sess);
-        sess = r.client_sess;
-    }
-    print_sess("client session", sess);
-    SSL_SESSION_free(sess);
-}
-
 static void test_new_cb_keeps(SSL_CTX *cctx)
 {
     SSL_CTX *sctx = server12(1);
@@ -54,8 +31,8 @@ static void test_new_cb_keeps(SSL_CTX *cctx)
     cbc.new_store = 1;
     set_cbs(sctx, 'A', 1, 1, 0);
     print_stats(sctx);
-    full_and_resume(sctx, cctx, 2);
-    full_and_resume(sctx, cctx, 1);
+    resume_chain(sctx, cctx, 2, 0);
+    resume_chain(sctx, cctx, 1, 0);
     store_print();
     for (i = 0; i < store_count(); i++)
         print_sess("stored", store_get(i));
@@ -75,9 +52,9 @@ static void test_new_cb_returns_0(SSL_CTX *cctx)
     cbc_reset();
     cbc.new_ret = 0;
     set_cbs(sctx, 'A', 1, 1, 0);
-    full_and_resume(sctx, cctx, 1);
-    full_and_resume(sctx, cctx, 0);
-    full_and_resume(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 1, 0);
+    resume_chain(sctx, cctx, 0, 0);
+    resume_chain(sctx, cctx, 2, 0);
     print_stats(sctx);
     printf("SSL_CTX_free server\n");
     SSL_CTX_free(sctx);
@@ -88,8 +65,8 @@ static void test_no_callbacks(SSL_CTX *cctx)
     SSL_CTX *sctx = server12(1);
 
     section("no callbacks, internal cache only");
-    full_and_resume(sctx, cctx, 2);
-    full_and_resume(sctx, cctx, 1);
+    resume_chain(sctx, cctx, 2, 0);
+    resume_chain(sctx, cctx, 1, 0);
     printf("SSL_CTX_free server\n");
     SSL_CTX_free(sctx);
 }
@@ -101,7 +78,7 @@ static void test_tickets(SSL_CTX *cctx)
     section("TLS 1.2 with session tickets (default options)");
     cbc_reset();
     set_cbs(sctx, 'A', 1, 1, 1);
-    full_and_resume(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 0);
     printf("SSL_CTX_free server\n");
     SSL_CTX_free(sctx);
 }

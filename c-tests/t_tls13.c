@@ -16,28 +16,6 @@ static SSL_CTX *server13(void)
     return new_server_ctx(TLS1_3_VERSION, TLS1_3_VERSION);
 }
 
-/* Full handshake, then n resumptions chained on the newest client session. */
-static void chain(SSL_CTX *sctx, SSL_CTX *cctx, int n)
-{
-    struct hs_result r;
-    struct hs_opts o = { 0 };
-    SSL_SESSION *sess;
-    int i;
-
-    handshake(sctx, cctx, NULL, &r);
-    print_stats(sctx);
-    sess = r.client_sess;
-    for (i = 0; i < n; i++) {
-        o.offer = sess;
-        handshake(sctx, cctx, &o, &r);
-        print_stats(sctx);
-        print_sess("  offered session afterwards", sess);
-        SSL_SESSION_free(sess);
-        sess = r.client_sess;
-    }
-    SSL_SESSION_free(sess);
-}
-
 static void free_ctx(SSL_CTX *ctx)
 {
     printf("SSL_CTX_free %s\n", ctx_label(ctx));
@@ -52,14 +30,14 @@ static void test_server_caching(SSL_CTX *cctx)
     sctx = server13();
     cbc_reset();
     set_cbs(sctx, 'A', 1, 0, 1);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     free_ctx(sctx);
 
     section("stateless tickets, remove_cb set: cached");
     sctx = server13();
     cbc_reset();
     set_cbs(sctx, 'A', 1, 1, 1);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     printf("flush(T0+100000)\n");
     SSL_CTX_flush_sessions(sctx, (long)T0 + 100000);
     print_stats(sctx);
@@ -69,7 +47,7 @@ static void test_server_caching(SSL_CTX *cctx)
     sctx = server13();
     cbc_reset();
     set_cbs(sctx, 'A', 0, 1, 0);
-    chain(sctx, cctx, 1);
+    resume_chain(sctx, cctx, 1, 1);
     free_ctx(sctx);
 
     section("SSL_OP_NO_TICKET (stateful), no remove_cb: cached");
@@ -77,7 +55,7 @@ static void test_server_caching(SSL_CTX *cctx)
     SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
     cbc_reset();
     set_cbs(sctx, 'A', 1, 0, 1);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     free_ctx(sctx);
 
     section("early data with anti-replay: cached, used ticket removed");
@@ -85,7 +63,7 @@ static void test_server_caching(SSL_CTX *cctx)
     printf("set_max_early_data = %d\n", SSL_CTX_set_max_early_data(sctx, 1024));
     cbc_reset();
     set_cbs(sctx, 'A', 1, 1, 1);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     free_ctx(sctx);
 
     section("early data with SSL_OP_NO_ANTI_REPLAY and new_cb only: not cached");
@@ -94,18 +72,18 @@ static void test_server_caching(SSL_CTX *cctx)
     SSL_CTX_set_options(sctx, SSL_OP_NO_ANTI_REPLAY);
     cbc_reset();
     set_cbs(sctx, 'A', 1, 0, 1);
-    chain(sctx, cctx, 1);
+    resume_chain(sctx, cctx, 1, 1);
     free_ctx(sctx);
 
     section("no callbacks at all, stateless: not cached");
     sctx = server13();
-    chain(sctx, cctx, 1);
+    resume_chain(sctx, cctx, 1, 1);
     free_ctx(sctx);
 
     section("no callbacks at all, stateful: cached");
     sctx = server13();
     SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     free_ctx(sctx);
 }
 
@@ -168,7 +146,7 @@ static void test_num_tickets(SSL_CTX *cctx)
         printf("set_num_tickets=%d\n", SSL_CTX_set_num_tickets(sctx, nums[i]));
         cbc_reset();
         set_cbs(sctx, 'A', 1, 1, 1);
-        chain(sctx, cctx, 1);
+        resume_chain(sctx, cctx, 1, 1);
         free_ctx(sctx);
     }
 }
@@ -189,7 +167,7 @@ static void test_client_cache(long cmode, int stateful)
     cbc_reset();
     set_cbs(sctx, 'A', 1, 1, 0);
     set_cbs(cctx, 'B', 1, 1, 1);
-    chain(sctx, cctx, 2);
+    resume_chain(sctx, cctx, 2, 1);
     print_stats(cctx);
     printf("flush client cache (0)\n");
     SSL_CTX_flush_sessions(cctx, 0);

@@ -284,9 +284,8 @@ pub struct CacheStats {
 
 /// A shard's table is rebuilt now and then under churn (see
 /// `Shard::make_room`), stopping that shard's users for the time it takes:
-/// the more shards, the shorter. 16 gave pauses of 0.3-0.9 ms at 100k
-/// sessions, 64 gave 0.2-0.45 ms, with the same memory and speed
-/// otherwise (`churn_worst`, `memory_churn`).
+/// more shards make each pause shorter at the same memory and speed
+/// (`churn_worst` and `memory_churn` in the benchmarks measure both).
 const SHARDS: usize = 64;
 
 /// 16 bytes: the hash a table needs when it grows is read from the entry's
@@ -450,9 +449,7 @@ impl<S> Shard<S> {
             let old = std::mem::replace(table, HashTable::with_capacity(clean));
             // The hashes first, in a loop of independent loads that the CPU
             // overlaps (each is a read far away, in the expiry order),
-            // then the inserts. Rebuilding a shard of 6,250 entries (100k
-            // sessions in 16 shards) under churn: 0.6-1.0 ms one entry at a
-            // time, 0.4-0.6 ms this way.
+            // then the inserts: shorter pauses than one entry at a time.
             let hashes: Vec<u64> = old.iter().map(&hash_of).collect();
             for (entry, hash) in old.into_iter().zip(hashes) {
                 table.insert_unique(hash, entry, &hash_of);
@@ -478,10 +475,8 @@ impl<S> Shard<S> {
 /// (one `u128`), its hash, and two links: the list's neighbours, or
 /// [`Node::IN_HEAP`] and its index in the heap.
 ///
-/// History: a heap for everything cost an O(log n) sift with a cache miss
-/// per level on every removal and every eviction (the heap's re-ordering
-/// was 17 of 86 ns of a removal at 20k); before that, a heap with stale
-/// slots needed a 46 ms pass at 1M sessions to drop them.
+/// Not a heap for everything: that costs an O(log n) sift, a cache miss per
+/// level, on every removal and eviction of the common in-order case.
 #[derive(Default)]
 struct Order {
     nodes: Vec<Node>,
@@ -1522,7 +1517,8 @@ mod tests {
     #[test]
     fn steady_removals_and_inserts_keep_tables_and_order_at_their_size() {
         let cache = SessionCache::new(0);
-        // 1,562 per shard: tables 87 % full, where hashbrown doubles
+        // Chosen so each shard's table sits just below the fill at which
+        // hashbrown doubles it.
         let n = 100_000u32;
         let key = |i: u32| {
             let mut id = [0u8; 32];

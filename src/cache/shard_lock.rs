@@ -19,9 +19,8 @@
 //! C ABI does not force: a lock hands out references to the value it
 //! guards, which safe Rust cannot express. `std` has no lock whose readers
 //! leave shared lines alone, and crossbeam's `ShardedLock`, the usual crate
-//! for it, takes 8 `RwLock`s per write: tried in place of this one, inserts
-//! at 1k sessions went from 39 to 68-114 ns and removals from 65 to
-//! 94-103 ns. The unsafe part is the dereferences of the cells and the
+//! for it, takes several `RwLock`s per write, which makes every insert and
+//! removal slower (BENCHMARKS.md). The unsafe part is the dereferences of the cells and the
 //! two `Sync` claims, each argued below, and the tests at the end fail when a
 //! reader does not count itself, a writer does not wait for readers, or an
 //! exclusive lock lets two holders in or unlocks without ordering.
@@ -220,8 +219,8 @@ impl<T, const N: usize> ShardLocks<T, N> {
 /// running at once almost always differ (two stacks next to each other,
 /// as pthread places them, always do); if they do not, they share a row
 /// and only lose speed. Cheaper than thread-local storage in a shared
-/// library (`__tls_get_addr`, 2 ns) or `sched_getcpu` (3 ns), on a lookup
-/// of 15-20 ns. A thread whose stack crosses a region boundary uses two
+/// library (`__tls_get_addr`) or `sched_getcpu`, both a visible part of a
+/// lookup. A thread whose stack crosses a region boundary uses two
 /// rows; each guard remembers its own.
 pub fn this_threads_row() -> usize {
     let marker = 0u8;
@@ -342,11 +341,8 @@ impl<T> Drop for WriteGuard<'_, T> {
 /// no reader counts are read. `std::sync::Mutex` unlocks with a locked
 /// exchange (it must learn whether to wake a sleeper) and checks for
 /// poisoning twice; this lock unlocks with a plain store, and a waiter
-/// spins, yields and sleeps ([`Backoff`]). Measured in place of the `Mutex`
-/// (bench_cache, 31 interleaved runs each): removal 0.95 / 0.94 of the
-/// time at 1k / 20k sessions, insert 0.95 / 0.95. Three earlier tries
-/// gained nothing while every removal still marked its session through
-/// libssl's locked call (BENCHMARKS.md, "Why the misses").
+/// spins, yields and sleeps ([`Backoff`]), which makes inserts and
+/// removals measurably cheaper than with the `Mutex` (BENCHMARKS.md).
 ///
 /// A panic while the lock is held releases it (the guard's `drop` runs on
 /// unwinding): the order is used as it was left, as the cache did with the
