@@ -160,10 +160,41 @@ is_library_only() {
 }
 is_special() { is_library_only "$1" || [ "$1" = t_stress ]; }
 
-# ---- deterministic programs ----
+# check MODE PROG LABEL WANT_RC REFERENCE MUST_PRINT [TIMEOUT]: runs PROG in
+# MODE and passes LABEL when it exits with WANT_RC, prints the line
+# MUST_PRINT (unless empty), prints exactly REFERENCE's contents (unless
+# empty) and, preloaded under valgrind, draws no report.
+check() {
+    local mode="$1" p="$2" label="$3" want_rc="$4" ref="$5" must="$6" tmo="${7:-600}"
+    local out="$BUILD/out/$p.$mode" ok=1
+    run "$mode" "$p" "$out" "$tmo"
+    if [ "$RC" != "$want_rc" ]; then
+        echo "--- $label: exit status $RC, wanted $want_rc (124 = timeout, deadlock?)"
+        tail -n 20 "$out" "$out.stderr"
+        ok=0
+    elif [ -n "$must" ] && ! grep -qx "$must" "$out"; then
+        echo "--- $label: no line \"$must\" in the output"
+        tail -n 30 "$out" "$out.stderr"
+        ok=0
+    fi
+    if [ -n "$ref" ] && ! diff -u "$ref" "$out" >"$out.diff"; then
+        echo "--- $label: output differs from $ref:"
+        head -n 200 "$out.diff"
+        ok=0
+    fi
+    if [ "$mode" = preload ] && ! check_valgrind "$p" "$out"; then
+        ok=0
+    fi
+    if [ "$ok" = 1 ]; then pass "$label"; else fail "$label"; fi
+}
+
+built() { [ "$1" = linked ] && [ -x "$BUILD/linked/$2" ] || { [ "$1" != linked ] && [ -x "$BUILD/plain/$2" ]; }; }
+
+# ---- deterministic programs: preloaded and linked print exactly what plain
+# libssl prints and exit as it does ----
 for p in "${PROGS[@]}"; do
     is_special "$p" && continue
-    [ -x "$BUILD/plain/$p" ] || continue
+    built plain "$p" || continue
     base="$BUILD/out/$p"
     run plain "$p" "$base.plain"
     plain_rc=$RC
@@ -174,23 +205,8 @@ for p in "${PROGS[@]}"; do
     fi
     [ "$HAVE_LIB" = 1 ] || { pass "$p plain"; continue; }
     for mode in preload linked; do
-        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/$p" ] && continue
-        run "$mode" "$p" "$base.$mode"
-        ok=1
-        if [ "$RC" != "$plain_rc" ]; then
-            echo "--- $p $mode: exit status $RC (plain: $plain_rc)"
-            tail -n 20 "$base.$mode.stderr"
-            ok=0
-        fi
-        if ! diff -u "$base.plain" "$base.$mode" >"$base.$mode.diff"; then
-            echo "--- $p $mode: output differs from plain libssl:"
-            head -n 200 "$base.$mode.diff"
-            ok=0
-        fi
-        if [ "$mode" = preload ] && ! check_valgrind "$p" "$base.$mode"; then
-            ok=0
-        fi
-        if [ "$ok" = 1 ]; then pass "$p $mode"; else fail "$p $mode"; fi
+        built "$mode" "$p" || continue
+        check "$mode" "$p" "$p $mode" "$plain_rc" "$base.plain" ""
     done
 done
 
@@ -209,16 +225,8 @@ if [ "$HAVE_LIB" = 1 ]; then
         esac
         for p in "${PROGS[@]}"; do
             is_special "$p" && continue
-            base="$BUILD/out/$p"
-            [ -f "$base.plain" ] || continue
-            run "$mode" "$p" "$base.$mode"
-            if [ "$RC" = 0 ] && diff -u "$base.plain" "$base.$mode" >"$base.$mode.diff"; then
-                pass "$p preload, $what"
-            else
-                echo "--- $p preload, $what: exit $RC; output against plain libssl:"
-                head -n 100 "$base.$mode.diff"
-                fail "$p preload, $what"
-            fi
+            [ -f "$BUILD/out/$p.plain" ] || continue
+            check "$mode" "$p" "$p preload, $what" 0 "$BUILD/out/$p.plain" ""
         done
     done
 fi
@@ -254,51 +262,23 @@ if [ "$HAVE_LIB" = 1 ] && [ -x "$BUILD/plain/t_random" ]; then
 fi
 
 # ---- library-only programs: must finish, print "done", and print exactly
-# the reviewed output in c-tests/expected/ ----
+# the reviewed output in c-tests/expected/ (no plain libssl to compare
+# with: the reviewed output is the oracle) ----
 for p in "${LIBRARY_ONLY[@]}"; do
-    [ -x "$BUILD/plain/$p" ] && [ "$HAVE_LIB" = 1 ] || continue
+    [ "$HAVE_LIB" = 1 ] || continue
     for mode in preload linked; do
-        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/$p" ] && continue
-        out="$BUILD/out/$p.$mode"
-        run "$mode" "$p" "$out" 120
-        ok=1
-        if [ "$RC" != 0 ] || ! grep -qx done "$out"; then
-            echo "--- $p $mode: exit $RC (124 = timeout, deadlock?)"
-            tail -n 30 "$out" "$out.stderr"
-            ok=0
-        elif ! diff -u "$TESTDIR/expected/$p.out" "$out" >"$out.diff"; then
-            # No plain libssl to compare with: the reviewed output is the oracle.
-            echo "--- $p $mode: output differs from c-tests/expected/$p.out:"
-            head -n 100 "$out.diff"
-            ok=0
-        fi
-        if [ "$mode" = preload ] && ! check_valgrind "$p" "$out"; then
-            ok=0
-        fi
-        if [ "$ok" = 1 ]; then pass "$p $mode"; else fail "$p $mode"; fi
+        built "$mode" "$p" || continue
+        check "$mode" "$p" "$p $mode" 0 "$TESTDIR/expected/$p.out" done 120
     done
 done
 
 # ---- t_stress: all modes ----
-if [ -x "$BUILD/plain/t_stress" ]; then
-    modes=(plain)
-    [ "$HAVE_LIB" = 1 ] && modes+=(preload linked)
-    for mode in "${modes[@]}"; do
-        [ "$mode" = linked ] && [ ! -x "$BUILD/linked/t_stress" ] && continue
-        out="$BUILD/out/t_stress.$mode"
-        run "$mode" t_stress "$out" 300
-        ok=1
-        if [ "$RC" != 0 ] || ! grep -qx "stress ok" "$out"; then
-            echo "--- t_stress $mode: exit $RC"
-            tail -n 30 "$out" "$out.stderr"
-            ok=0
-        fi
-        if [ "$mode" = preload ] && ! check_valgrind t_stress "$out"; then
-            ok=0
-        fi
-        if [ "$ok" = 1 ]; then pass "t_stress $mode"; else fail "t_stress $mode"; fi
-    done
-fi
+modes=(plain)
+[ "$HAVE_LIB" = 1 ] && modes+=(preload linked)
+for mode in "${modes[@]}"; do
+    built "$mode" t_stress || continue
+    check "$mode" t_stress "t_stress $mode" 0 "" "stress ok" 300
+done
 
 # ---- the library in whole processes ----
 if [ "$HAVE_LIB" = 1 ]; then
