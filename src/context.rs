@@ -65,6 +65,26 @@ thread_local! {
     static PROBING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Sets one of the thread's re-entrancy flags for its lifetime: the flag
+/// goes back to what it was on every way out, a panic included.
+struct FlagSet {
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    before: bool,
+}
+
+impl FlagSet {
+    fn new(flag: &'static std::thread::LocalKey<Cell<bool>>) -> Self {
+        let before = flag.with(|f| f.replace(true));
+        FlagSet { flag, before }
+    }
+}
+
+impl Drop for FlagSet {
+    fn drop(&mut self) {
+        self.flag.with(|f| f.set(self.before));
+    }
+}
+
 /// Whether libssl's internal calls reach our exports (Debian's libssl: yes;
 /// one linked `-Bsymbolic`: no). Decided once by a probe.
 static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
@@ -393,7 +413,7 @@ impl CtxState {
     /// lookup misses it and reaches our get hook.
     fn park(&self, parking: &mut Parking<'_>, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
         let Some(real) = libssl::real() else { return };
-        PARKING.with(|p| p.set(true));
+        let _parking = FlagSet::new(&PARKING);
         // SAFETY: live ctx and session; libssl's add takes its own reference
         // and lock, runs no callback (its table has no size limit, see
         // `attach`, and its size check reaches libssl's own counts while
@@ -403,7 +423,6 @@ impl CtxState {
         // table just before (`add_session`). It returns 0, and takes
         // nothing into its table, when the session is there already.
         parking.taken = unsafe { (real.ctx_add_session)(ctx, sess) } == 1;
-        PARKING.with(|p| p.set(false));
     }
 
     /// `sess`, not cached here, was just marked not resumable through this
@@ -751,12 +770,10 @@ fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
 /// whatever session libssl's table has under its key out of it (returns 1
 /// if there was one). Our remove hook ignores the call.
 fn remove_on_app_ctx(real: &libssl::Real, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int {
-    MARKING_NOT_RESUMABLE.with(|m| m.set(true));
+    let _marking = FlagSet::new(&MARKING_NOT_RESUMABLE);
     // SAFETY: live ctx and session; the real function takes its own lock,
     // none of ours is held.
-    let removed = unsafe { (real.ctx_remove_session)(ctx, sess) };
-    MARKING_NOT_RESUMABLE.with(|m| m.set(false));
-    removed
+    unsafe { (real.ctx_remove_session)(ctx, sess) }
 }
 
 pub fn parking() -> bool {
@@ -1080,10 +1097,10 @@ pub fn internal_calls_reach_us() -> bool {
         let Some(real) = libssl::real() else {
             return false;
         };
-        PROBING.with(|p| p.set(true));
+        let probing = FlagSet::new(&PROBING);
         // SAFETY: plain ctx creation through libssl.
         let probe = unsafe { (real.ctx_new)(libssl::tls_method()) };
-        PROBING.with(|p| p.set(false));
+        drop(probing);
         // Kept as the marker ctx (see `mark_not_resumable`), unless the tests
         // ask for the path taken when there is none.
         if marker_ctx_wanted() {
