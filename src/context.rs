@@ -28,10 +28,13 @@ use openssl_sys::{SSL_CTX, SSL_SESSION};
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
-    SSL_OP_NO_TICKET, Session, SessionRef, not_resumable,
+    self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY, Session,
+    SessionRef, not_resumable,
 };
 use crate::store;
+
+mod rules;
+use rules::{NewSessionFacts, auto_flush_due, libssl_caches_new_session, mode_for_libssl};
 
 pub const SESS_CACHE_CLIENT: u32 = 0x0001;
 pub const SESS_CACHE_SERVER: u32 = 0x0002;
@@ -582,11 +585,13 @@ impl CtxState {
         if self.mode() & SESS_CACHE_NO_INTERNAL_STORE != 0 {
             return;
         }
-        let store = !conn.is_tls13()
-            || !conn.is_server()
-            || (conn.max_early_data() > 0 && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0)
-            || self.remove_cb().is_some()
-            || conn.options() & SSL_OP_NO_TICKET != 0;
+        let store = libssl_caches_new_session(NewSessionFacts {
+            tls13: conn.is_tls13(),
+            server: conn.is_server(),
+            max_early_data: conn.max_early_data(),
+            options: conn.options(),
+            has_remove_cb: self.remove_cb().is_some(),
+        });
         if store && self.add_session(session_ctx, sess) && conn.is_server() {
             if let (Some(remote), Some(key)) = (store::remote(), sess.key()) {
                 remote.session_stored(&key, sess);
@@ -601,14 +606,6 @@ impl CtxState {
             return;
         }
         let mode = self.mode();
-        let side = if conn.is_server() {
-            SESS_CACHE_SERVER
-        } else {
-            SESS_CACHE_CLIENT
-        };
-        if mode & SESS_CACHE_NO_AUTO_CLEAR != 0 || mode & side != side {
-            return;
-        }
         let Some(real) = libssl::real() else { return };
         let stat = if conn.is_server() {
             CTRL_SESS_ACCEPT_GOOD
@@ -617,7 +614,7 @@ impl CtxState {
         };
         // SAFETY: live ctx; a statistics read.
         let good = unsafe { (real.ctx_ctrl)(session_ctx, stat, 0, std::ptr::null_mut()) };
-        if good & 0xff == 0xff {
+        if auto_flush_due(mode, conn.is_server(), good) {
             self.flush(session_ctx, libssl::now() as c_long);
         }
     }
@@ -656,10 +653,10 @@ impl CtxState {
             CTRL_SESS_NUMBER => self.cache.len() as c_long,
             // libssl counts our internal hits as callback hits, since they
             // reach it through our get hook.
-            CTRL_SESS_CB_HIT => real_stat().saturating_sub(stats.hits as c_long).max(0),
+            CTRL_SESS_CB_HIT => rules::without_our_hits(real_stat(), stats.hits),
             // libssl counts a miss for every lookup that does not find a
             // parked session, our hits included: those were not misses.
-            CTRL_SESS_MISSES => real_stat().saturating_sub(stats.hits as c_long).max(0),
+            CTRL_SESS_MISSES => rules::without_our_hits(real_stat(), stats.hits),
             CTRL_SESS_CACHE_FULL => stats.evictions as c_long,
             _ => return None,
         })
@@ -715,15 +712,6 @@ fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut 
         // reference and lock.
         unsafe { (real.ctx_add_session)(session_ctx, sess) };
     }
-}
-
-/// The cache mode libssl itself holds for a ctx: its own store off;
-/// `UPDATE_TIME` is applied by us (libssl's own add must not apply it a
-/// second time). Its internal lookup stays as the application set it: the
-/// table it looks in holds only parked sessions (see [`CtxState::park`]), and a miss
-/// there goes on to our get hook.
-fn mode_for_libssl(app_mode: u32) -> c_long {
-    c_long::from((app_mode & !SESS_CACHE_UPDATE_TIME) | SESS_CACHE_NO_INTERNAL_STORE)
 }
 
 /// Marks `sess` not resumable by letting libssl's own
