@@ -787,8 +787,7 @@ thread_local! {
 
 /// One process-wide remembered (ctx, state) pair, read without thread-local
 /// storage: in a shared library every thread-local access is a call to
-/// `__tls_get_addr`, about a tenth of a lookup's instructions and 2 ns of
-/// its 20. It serves the first ctx with a state asked about while it is
+/// `__tls_get_addr`, a visible part of a lookup's cost. It serves the first ctx with a state asked about while it is
 /// empty (a server usually has one ctx that caches sessions); every other
 /// ctx goes through the thread-local pair below.
 ///
@@ -1060,9 +1059,9 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
 /// state of ours, no callbacks and an empty table, so libssl's
 /// `SSL_CTX_remove_session` on it only marks the session not resumable.
 /// Marking on the application's ctx instead costs a thread-local flag for
-/// our remove hook to ignore the call, and the hook's call itself: about
-/// 5 ns of a 55 ns removal. (The probe ctx used to be freed at once; an
-/// application counting `SSL_CTX` ex_data frees sees one fewer.)
+/// our remove hook to ignore the call, and the hook's call itself, on every
+/// removal. Kept rather than freed, so that an application counting
+/// `SSL_CTX` ex_data frees sees what it would see without us.
 static MARKER_CTX: AtomicPtr<SSL_CTX> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The probe's ctx when it is not the marker ctx: kept, not freed, so that
