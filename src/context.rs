@@ -1060,8 +1060,8 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
 /// `SSL_CTX_remove_session` on it only marks the session not resumable.
 /// Marking on the application's ctx instead costs a thread-local flag for
 /// our remove hook to ignore the call, and the hook's call itself, on every
-/// removal. Kept rather than freed, so that an application counting
-/// `SSL_CTX` ex_data frees sees what it would see without us.
+/// removal. Kept rather than freed: an application's `SSL_CTX` ex_data
+/// free callback never runs for a ctx it did not make.
 static MARKER_CTX: AtomicPtr<SSL_CTX> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The probe's ctx when it is not the marker ctx: kept, not freed, so that
