@@ -145,3 +145,27 @@ add_problems() {
     done
     return 0
 }
+
+# rate_problems RULE PLAIN_LINE LIB_LINE: the client results of a plain and
+# a preloaded run against the same configuration. RULE off: neither resumes.
+# RULE rate: sesscache resumes at least what plain does less 2% of the
+# connections, and >= 95% of the returning clients when plain does.
+rate_problems() {
+    local rule="$1" mode line n p l
+    for mode in plain lib; do
+        line="$([ $mode = plain ] && echo "$2" || echo "$3")"
+        [ -n "$line" ] || { echo "$mode: no client result"; return; }
+        [ "$(field failed "$line")" = 0 ] || echo "$mode: client failures"
+    done
+    n="$(field of "$3")"; p="$(field resumed "$2")"; l="$(field resumed "$3")"
+    if [ "$rule" = off ]; then
+        [ "$p" = 0 ] || echo "plain: $p resumptions with the cache off"
+        [ "$l" = 0 ] || echo "sesscache: $l resumptions with the cache off"
+        return
+    fi
+    awk -v l="$l" -v p="$p" -v n="$n" 'BEGIN { exit !(l * 50 >= p * 50 - n) }' \
+        || echo "sesscache resumed $l/$n, below plain's $p"
+    if at_least "$p" "$((n - 1))" 95; then
+        at_least "$l" "$((n - 1))" 95 || echo "sesscache resumed $l/$n < 95% where plain resumed $p"
+    fi
+}
