@@ -169,3 +169,6 @@ rate_problems() {
         at_least "$l" "$((n - 1))" 95 || echo "sesscache resumed $l/$n < 95% where plain resumed $p"
     fi
 }
+
+# resumed LINE: K of the client's "resumed=K", 0 when there is no result.
+resumed() { local v; v="$(field resumed "$1")"; echo "${v:-0}"; }

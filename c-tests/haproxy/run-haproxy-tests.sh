@@ -253,12 +253,16 @@ run_case() {
             [ ! -e "$dir/sesscache.log" ] || problems+="; plain run wrote a sesscache log"
         else
             local log="$dir/sesscache.log" resumed
-            resumed=$(($(field resumed "${first[lib]}") + $(field resumed "${saved[lib]}") + $(field resumed "${again[lib]}")))
+            resumed=$(($(resumed "${first[lib]}") + $(resumed "${saved[lib]}") + $(resumed "${again[lib]}")))
             add_problems lib < <(check_log "$case" "$log" "$resumed")
             add_problems "stats at exit" < <(check_stats "$dir")
             local left
             left="$(leftovers "$log")"
             [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
+            local served=" $worker $new_worker " pid
+            for pid in $(pids_with callback-hit "$log"); do
+                [ "$pid" = none ] || [[ "$served" == *" $pid "* ]] || problems+="; log: callback hits from $pid, not a worker"
+            done
             evidence="sesscache log: $(events "$log"); pids with callback-hits: $(pids_with callback-hit "$log")"
         fi
     done
