@@ -29,6 +29,14 @@ alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/d
 # children_of PID: its child pids, sorted, one line.
 children_of() { pgrep -P "$1" 2>/dev/null | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 
+# live_children_of PID: the same without the children that exited and are
+# not reaped yet.
+live_children_of() {
+    local pid out=""
+    for pid in $(children_of "$1"); do alive "$pid" && out+="${out:+ }$pid"; done
+    echo "$out"
+}
+
 # mapping_problems MODE PIDS: the library is mapped into each of PIDS exactly
 # when MODE is lib; prints each process where it is not so.
 mapping_problems() {

@@ -214,9 +214,7 @@ reload_apache() {
     for i in $(seq 100); do
         gone=1
         for w in $old; do alive "$w" && gone=0; done
-        # Children that exited but are not reaped yet are left out.
-        now=""
-        for w in $(children_of "$PARENT"); do alive "$w" && now+="${now:+ }$w"; done
+        now="$(live_children_of "$PARENT")"
         if [ "$gone" = 1 ] && [ "$(wc -w <<<"$now")" -ge "$1" ]; then
             echo "$now"
             return 0

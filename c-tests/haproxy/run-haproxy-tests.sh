@@ -166,7 +166,7 @@ reload_haproxy() {
     old="$(children_of "$MASTER")"
     kill -USR2 "$MASTER" || return 1
     for i in $(seq 100); do
-        now="$(children_of "$MASTER")"
+        now="$(live_children_of "$MASTER")"
         if [ -n "$now" ] && [ "$now" != "$old" ]; then
             for w in $old; do alive "$w" && now=""; done
             [ -z "$now" ] || { echo "$now"; return 0; }
