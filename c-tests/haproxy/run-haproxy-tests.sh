@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     -n) shift; CONNECTIONS="$1" ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
