@@ -6,7 +6,8 @@
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
-#                 freshness, stats, nginx, install, .deb, store
+#                 freshness, stats, nginx, HAProxy, Apache, install, .deb,
+#                 store
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
 #   make deps     only install what the tests need (make deps-build: what
@@ -16,6 +17,8 @@
 #   make test-bsymbolic  the C differential tests against upstream-built
 #                 OpenSSL 3.0 (-Bsymbolic; built once, ~10 minutes)
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
+#   make test-haproxy  Debian's HAProxy under the library (c-tests/haproxy/)
+#   make test-apache  Debian's Apache httpd under the library (c-tests/apache/)
 #   make test-files  the stats and log files are never written through a
 #                 planted symlink (c-tests/files/)
 #   make install  library, header, sesscache.pc, with-sesscache,
@@ -40,7 +43,7 @@ MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: test-nginx test-install install uninstall
+.PHONY: test-nginx test-haproxy test-apache test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
 .PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm
 
@@ -74,7 +77,7 @@ demo: deps-build build $(DEMO)
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
 
-test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-install test-deb test-store test-shm
+test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
@@ -146,6 +149,17 @@ bench: deps build
 # shared, both and no session cache, TLS 1.2 and 1.3, reload.
 test-nginx: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
+
+# HAProxy (Debian's package) with the library preloaded vs plain: its shared
+# cache (tune.ssl.cachesize) and no cache, 2 threads, TLS 1.2 and 1.3, reload.
+test-haproxy: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/haproxy/run-haproxy-tests.sh
+
+# Apache httpd (Debian's package) with the library preloaded vs plain:
+# SSLSessionCache shmcb and none, mpm event and prefork, TLS 1.2 and 1.3,
+# graceful reload.
+test-apache: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/apache/run-apache-tests.sh
 
 # The stats directory: .stats and .prom files written by the demo, read by
 # sesscache-stats, also among garbage files.

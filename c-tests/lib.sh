@@ -29,6 +29,14 @@ alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/d
 # children_of PID: its child pids, sorted, one line.
 children_of() { pgrep -P "$1" 2>/dev/null | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 
+# live_children_of PID: the same without the children that exited and are
+# not reaped yet.
+live_children_of() {
+    local pid out=""
+    for pid in $(children_of "$1"); do alive "$pid" && out+="${out:+ }$pid"; done
+    echo "$out"
+}
+
 # mapping_problems MODE PIDS: the library is mapped into each of PIDS exactly
 # when MODE is lib; prints each process where it is not so.
 mapping_problems() {
@@ -145,3 +153,30 @@ add_problems() {
     done
     return 0
 }
+
+# rate_problems RULE PLAIN_LINE LIB_LINE: the client results of a plain and
+# a preloaded run against the same configuration. RULE off: neither resumes.
+# RULE rate: plain resumes >= 95% of the returning clients (else the set-up
+# tests nothing), and sesscache resumes >= 95% and at least what plain does
+# less 2% of the connections.
+rate_problems() {
+    local rule="$1" mode line n p l
+    for mode in plain lib; do
+        line="$([ $mode = plain ] && echo "$2" || echo "$3")"
+        [ -n "$line" ] || { echo "$mode: no client result"; return; }
+        [ "$(field failed "$line")" = 0 ] || echo "$mode: client failures"
+    done
+    n="$(field of "$3")"; p="$(field resumed "$2")"; l="$(field resumed "$3")"
+    if [ "$rule" = off ]; then
+        [ "$p" = 0 ] || echo "plain: $p resumptions with the cache off"
+        [ "$l" = 0 ] || echo "sesscache: $l resumptions with the cache off"
+        return
+    fi
+    awk -v l="$l" -v p="$p" -v n="$n" 'BEGIN { exit !(l * 50 >= p * 50 - n) }' \
+        || echo "sesscache resumed $l/$n, below plain's $p"
+    at_least "$p" "$((n - 1))" 95 || echo "plain resumed $p/$n < 95%: the set-up does not resume"
+    at_least "$l" "$((n - 1))" 95 || echo "sesscache resumed $l/$n < 95%"
+}
+
+# resumed LINE: K of the client's "resumed=K", 0 when there is no result.
+resumed() { local v; v="$(field resumed "$1")"; echo "${v:-0}"; }

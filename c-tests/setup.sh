@@ -14,8 +14,9 @@ set -euo pipefail
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev)
 # What the tests and benchmarks call: openssl (certificates), valgrind
 # (memcheck, callgrind), git (header freshness), python3 (bench summary),
-# nginx, haproxy, apache2, redis-server (with redis-cli), procps (pgrep,
-# ps), gnuplot-nox (bench figures), dpkg-dev and fakeroot (make deb).
+# nginx, haproxy, apache2 (its apache2-bin has mod_ssl and mod_lua),
+# redis-server (with redis-cli), procps (pgrep, ps), gnuplot-nox (bench
+# figures), dpkg-dev and fakeroot (make deb).
 TEST_PACKAGES=("${BUILD_PACKAGES[@]}" openssl valgrind git python3 nginx haproxy apache2
     redis-server procps gnuplot-nox dpkg-dev fakeroot)
 

@@ -15,17 +15,16 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LIB="${SESSCACHE_LIB:-$REPO/target/release/libsesscache.so}"
+TEST=nginx-resumption
+. "$REPO/c-tests/lib.sh"
 OUT="${1:-$REPO/target/bench/nginx-resumption.tsv}"
 CONNECTIONS="${BENCH_NGINX_CONNECTIONS:-300}"
 STORES="${BENCH_STORES:-redis}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
-BUILD="$REPO/target/bench"
-CLIENT="$BUILD/tls_client"
-[ -x "$NGINX" ] || { echo "nginx-resumption: nginx not found" >&2; exit 2; }
-[ -f "$LIB" ] || { echo "nginx-resumption: $LIB not found (run make)" >&2; exit 2; }
-mkdir -p "$BUILD" "$(dirname "$OUT")"
-"${CC:-cc}" -O2 -Wall -Wextra -Werror "$REPO/c-tests/nginx/tls_client.c" -o "$CLIENT" -lssl -lcrypto
+[ -x "$NGINX" ] || die "nginx not found"
+[ -f "$LIB" ] || die "$LIB not found (run make)"
+mkdir -p "$(dirname "$OUT")"
+build_client
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-nginx-bench.XXXXXX")"
 PIDS=()
@@ -35,8 +34,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1
+make_cert "$TMP"
 openssl rand -hex 32 >"$TMP/store.keys"
 
 # store_start KIND: starts the store and prints the SESSCACHE_STORE value.
@@ -54,7 +52,7 @@ store_start() {
             sleep 0.05
         done
         echo "redis://127.0.0.1:$port/0" ;;
-    *) echo "nginx-resumption: unknown store kind $1" >&2; exit 2 ;;
+    *) die "unknown store kind $1" ;;
     esac
 }
 
@@ -100,11 +98,10 @@ EOF
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ "$(pgrep -c -P "$master")" -ge "$workers" ] && break
         sleep 0.1
     done
-    line="$("$CLIENT" "$port" "$proto" "$CONNECTIONS")" || { echo "nginx-resumption: client failed: $line" >&2; exit 1; }
+    line="$("$CLIENT" "$port" "$proto" "$CONNECTIONS")" || { echo "$TEST: client failed: $line" >&2; exit 1; }
     kill -QUIT "$master"
     wait "$master" || true
-    printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$workers" "$setup" \
-        "$(sed -n 's/.*resumed=\([0-9]*\) of.*/\1/p' <<<"$line")" "$(sed -n 's/.* of \([0-9]*\).*/\1/p' <<<"$line")"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$proto" "$workers" "$setup" "$(field resumed "$line")" "$(field of "$line")"
 }
 
 {
