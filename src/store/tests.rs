@@ -197,7 +197,7 @@ fn a_stored_session_is_fetched_by_another_process_in_the_same_context() {
     let key = s.view().key().unwrap();
     a.session_stored(&key, s.view());
     wait_for("the write", || stored(&memory, a, &s));
-    let got = b.fetch(&key, b"ctx-A").expect("fetched");
+    let got = b.fetch(&key, b"ctx-A", false).expect("fetched");
     assert_eq!(got.view().key(), Some(key));
     assert_eq!(got.view().id_context(), b"ctx-A");
     assert_eq!(b.counters.hits.load(Ordering::Relaxed), 1);
@@ -229,20 +229,20 @@ fn bad_blobs_are_rejected_and_counted() {
     let store_key = a.store_key(&key);
 
     // Another session-ID context.
-    assert!(a.fetch(&key, b"ctx-B").is_none());
+    assert!(a.fetch(&key, b"ctx-B", false).is_none());
     // A key we do not hold.
     let other = remote(&memory, K2, false);
-    assert!(other.fetch(&key, b"ctx-A").is_none());
+    assert!(other.fetch(&key, b"ctx-A", false).is_none());
     // Tampered.
     memory.data.lock().unwrap().get_mut(&store_key).unwrap()[40] ^= 1;
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
     // Random bytes.
     memory
         .data
         .lock()
         .unwrap()
         .insert(store_key.clone(), vec![0x5a; 300]);
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
     // A valid blob of another session, moved under this session's key.
     let s2 = session(3, b"ctx-A", 300);
     let key2 = s2.view().key().unwrap();
@@ -250,7 +250,7 @@ fn bad_blobs_are_rejected_and_counted() {
     wait_for("the second write", || stored(&memory, a, &s2));
     let moved = memory.data.lock().unwrap()[&a.store_key(&key2)].clone();
     memory.data.lock().unwrap().insert(store_key, moved);
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
 
     assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 4);
     assert_eq!(other.counters.rejected.load(Ordering::Relaxed), 1);
@@ -276,7 +276,7 @@ fn removal_deletes_and_announces() {
     assert_eq!(a.counters.pushes.load(Ordering::Relaxed), 0);
     b.peer_message(&announce);
     let gets = memory.gets.load(Ordering::SeqCst);
-    assert!(b.fetch(&key, b"c").is_some());
+    assert!(b.fetch(&key, b"c", false).is_some());
     assert_eq!(memory.gets.load(Ordering::SeqCst), gets, "no store read");
     assert_eq!(b.counters.pool_hits.load(Ordering::Relaxed), 1);
 
@@ -289,10 +289,10 @@ fn removal_deletes_and_announces() {
     assert!(!b.deleted_by_peer(&key));
     b.peer_message(&deletion);
     assert!(b.deleted_by_peer(&key), "a local copy on b must go");
-    assert!(b.fetch(&key, b"c").is_none());
+    assert!(b.fetch(&key, b"c", false).is_none());
     // A late announcement of the deleted session does not bring it back.
     b.peer_message(&announce);
-    assert!(b.fetch(&key, b"c").is_none());
+    assert!(b.fetch(&key, b"c", false).is_none());
 }
 
 #[test]
@@ -302,12 +302,12 @@ fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
     let key = session(5, b"c", 300).view().key().unwrap();
     memory.down.store(true, Ordering::SeqCst);
     let start = Instant::now();
-    assert!(a.fetch(&key, b"c").is_none());
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert!(start.elapsed() < Duration::from_millis(50));
     assert_eq!(a.counters.errors.load(Ordering::Relaxed), 2);
     let gets = memory.gets.load(Ordering::SeqCst);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(
         memory.gets.load(Ordering::SeqCst),
         gets,
@@ -315,7 +315,7 @@ fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
     );
     memory.down.store(false, Ordering::SeqCst);
     std::thread::sleep(FIRST_PAUSE * 3);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(
         a.counters.misses.load(Ordering::Relaxed),
         1,
@@ -395,7 +395,7 @@ fn expired_sessions_are_not_stored_or_served() {
         .lock()
         .unwrap()
         .insert(a.store_key(&key), old_blob);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(a.counters.misses.load(Ordering::Relaxed), 1);
     assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 0);
 }
