@@ -275,6 +275,13 @@ impl Peers {
     fn deleted(&self, key: &str, now: i64) -> bool {
         self.tombstones.get(key).is_some_and(|&until| until > now)
     }
+
+    /// Entries and order keys of the pool, then of the tombstones.
+    #[cfg(test)]
+    fn sizes(&self) -> [usize; 4] {
+        let (pool, tombstones) = (self.pool.sizes(), self.tombstones.sizes());
+        [pool.0, pool.1, tombstones.0, tombstones.1]
+    }
 }
 
 /// A map of at most `cap` entries that forgets its oldest insertion to make
