@@ -499,6 +499,10 @@ impl CtxState {
                     self.remove_session(session_ctx, stale.view());
                 }
             }
+            // Under libssl's anti-replay rule a session is single use, and
+            // with a store across every server that shares it: a session
+            // that can carry early data, found here, is resumed only if
+            // this server takes it out of the store.
             let single_use = anti_replay(conn);
             let mut lost = false;
             if let (true, Some(remote)) = (single_use, store::remote()) {
@@ -690,11 +694,6 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     }
 }
 
-/// TLS 1.3 early-data anti-replay: right after the lookup, libssl calls
-/// `SSL_CTX_remove_session` and accepts the ticket only if that returns 1.
-/// Where that internal call does not reach our export (`-Bsymbolic`), the
-/// session is put in libssl's own table for that one call; libssl removes it
-/// at once and our remove hook then drops it from our cache as well.
 /// libssl's anti-replay rule applies to the connection: a TLS 1.3 server
 /// that accepts early data removes every session it resumes from the cache,
 /// and resumes it only if that removal found it (`tls_parse_ctos_psk`).
@@ -705,6 +704,11 @@ fn anti_replay(conn: Connection) -> bool {
         && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0
 }
 
+/// TLS 1.3 early-data anti-replay: right after the lookup, libssl calls
+/// `SSL_CTX_remove_session` and accepts the ticket only if that returns 1.
+/// Where that internal call does not reach our export (`-Bsymbolic`), the
+/// session is put in libssl's own table for that one call; libssl removes it
+/// at once and our remove hook then drops it from our cache as well.
 fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut SSL_SESSION) {
     if !anti_replay(conn) || internal_calls_reach_us() {
         return;

@@ -693,8 +693,7 @@ impl Remote {
                     bump(&self.counters.pool_hits);
                     return Some(s);
                 }
-                Opened::Expired => {}
-                Opened::Rejected => return self.count(Opened::Rejected),
+                other => return self.count(other),
             }
         }
         let blob = match self.read(&store_key, single_use) {
