@@ -503,7 +503,7 @@ impl CtxState {
             // with a store across every server that shares it: a session
             // that can carry early data, found here, is resumed only if
             // this server takes it out of the store.
-            let single_use = anti_replay(conn);
+            let single_use = store::remote().is_some() && anti_replay(conn);
             let mut lost = false;
             if let (true, Some(remote)) = (single_use, store::remote()) {
                 if let Some(local) = self.cache.peek(&key) {
