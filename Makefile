@@ -98,9 +98,11 @@ test-loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release --lib loom_tests
 
 # Shared session store (Redis): two preloaded servers, a Redis started and
-# stopped by the script on 127.0.0.1 (needs redis-server).
+# stopped by the script on 127.0.0.1 (needs redis-server); then the peer
+# pool's soak (1M announced sessions, resident memory bounded), run alone.
 test-store: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
+	$(CARGO) test --release --lib -- --ignored --nocapture pool_soak_resident_memory
 
 # The SESSCACHE_STATS and SESSCACHE_LOG files against planted symlinks,
 # directories others can write to and files of other users.

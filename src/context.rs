@@ -521,6 +521,22 @@ impl CtxState {
                     self.remove_session(session_ctx, stale.view());
                 }
             }
+            // Under libssl's anti-replay rule a session is single use, and
+            // with a store across every server that shares it: a session
+            // that can carry early data, found here, is resumed only if
+            // this server takes it out of the store.
+            let single_use = store::remote().is_some() && anti_replay(conn);
+            let mut lost = false;
+            if let (true, Some(remote)) = (single_use, store::remote()) {
+                if let Some(local) = self.cache.peek(&key) {
+                    if local.view().max_early_data() > 0 && !remote.claim(&key) {
+                        // Another server sharing the store may have resumed
+                        // it: early data is single use across all of them.
+                        self.remove_session(session_ctx, local.view());
+                        lost = true;
+                    }
+                }
+            }
             if let Some(found) = self.cache.get(&key) {
                 log_id(Event::Hit, session_ctx, key.id());
                 lend_for_anti_replay(session_ctx, conn, found.as_ptr());
@@ -529,8 +545,8 @@ impl CtxState {
                 return (found.into_raw(), 0);
             }
             log_id(Event::Miss, session_ctx, key.id());
-            if let Some(remote) = store::remote() {
-                if let Some(shared) = remote.fetch(&key, &expected_sid_ctx(conn)) {
+            if let Some(remote) = store::remote().filter(|_| !lost) {
+                if let Some(shared) = remote.fetch(&key, &expected_sid_ctx(conn), single_use) {
                     log_id(Event::StoreHit, session_ctx, key.id());
                     if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 {
                         self.cache_shared(session_ctx, key, &shared);
@@ -694,17 +710,23 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     }
 }
 
+/// libssl's anti-replay rule applies to the connection: a TLS 1.3 server
+/// that accepts early data removes every session it resumes from the cache,
+/// and resumes it only if that removal found it (`tls_parse_ctos_psk`).
+fn anti_replay(conn: Connection) -> bool {
+    conn.is_tls13()
+        && conn.is_server()
+        && conn.max_early_data() > 0
+        && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0
+}
+
 /// TLS 1.3 early-data anti-replay: right after the lookup, libssl calls
 /// `SSL_CTX_remove_session` and accepts the ticket only if that returns 1.
 /// Where that internal call does not reach our export (`-Bsymbolic`), the
 /// session is put in libssl's own table for that one call; libssl removes it
 /// at once and our remove hook then drops it from our cache as well.
 fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut SSL_SESSION) {
-    let anti_replay = conn.is_tls13()
-        && conn.is_server()
-        && conn.max_early_data() > 0
-        && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0;
-    if !anti_replay || internal_calls_reach_us() {
+    if !anti_replay(conn) || internal_calls_reach_us() {
         return;
     }
     if let Some(real) = libssl::real() {

@@ -316,6 +316,12 @@ impl Session {
         Expiry::from_time_and_timeout(time, timeout)
     }
 
+    /// How much early data the session lets a client send (0: none).
+    pub fn max_early_data(self) -> u32 {
+        // SAFETY: live session.
+        unsafe { openssl_sys::SSL_SESSION_get_max_early_data(self.as_ptr()) }
+    }
+
     pub fn is_resumable(self) -> bool {
         // SAFETY: live session.
         unsafe { SSL_SESSION_is_resumable(self.as_ptr()) == 1 }

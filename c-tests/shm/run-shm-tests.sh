@@ -9,8 +9,7 @@
 #
 # Environment: SESSCACHE_LIB (default target/release/libsesscache.so),
 # SHM_TEST_DIR (default target/shm-tests), SHM_TEST_CASES (subset of:
-# prefork fork join removal early faults hostile tmpfs soak; default all but
-# early, whose single-use rule the library does not have yet),
+# prefork fork join removal early faults hostile tmpfs soak; default all),
 # SHM_SOAK_SECONDS (default 30).
 #
 # Prints "PASS|FAIL|INFO|SKIP <case>: <numbers>", then "N passed, M failed";
@@ -20,7 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LIB=${SESSCACHE_LIB:-$ROOT/target/release/libsesscache.so}
 OUT=${SHM_TEST_DIR:-$ROOT/target/shm-tests}
-CASES=${SHM_TEST_CASES:-prefork fork join removal faults hostile tmpfs soak}
+CASES=${SHM_TEST_CASES:-prefork fork join removal early faults hostile tmpfs soak}
 SOAK_SECONDS=${SHM_SOAK_SECONDS:-30}
 CC=${CC:-cc}
 SMALL=$((256 * 1024)) # SESSCACHE_STORE_SIZE of one shard: every key shares one lock

@@ -12,7 +12,7 @@
 #   STORE_TEST_DIR          build/work directory (default target/store-tests)
 #   STORE_TEST_TIMEOUT_MS   SESSCACHE_STORE_TIMEOUT_MS for the servers (default 20)
 #   STORE_TEST_MARGIN_MS    allowed handshake time above the timeout (default 200)
-#   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 (default all)
+#   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 7 (default all)
 #   STORE_TEST_GAP_MS       pause between connections in case 1 (default 0: the
 #                           next connection follows within a millisecond, so
 #                           the store's write-behind races the client)
@@ -28,7 +28,7 @@ LIB_ORIG=
 OUT=${STORE_TEST_DIR:-$ROOT/target/store-tests}
 TIMEOUT_MS=${STORE_TEST_TIMEOUT_MS:-20}
 MARGIN_MS=${STORE_TEST_MARGIN_MS:-200}
-CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6}
+CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6 7}
 GAP_MS=${STORE_TEST_GAP_MS:-0}
 PREFIX=sesscache:
 CC=${CC:-cc}
@@ -155,6 +155,8 @@ flip_byte() { # flip every bit of the byte in the middle of the value
 # ---------------------------------------------------------------- servers
 # start_server NAME VERSION SID_CTX [KEY_FILE [PUSH [TIMEOUT_S]]]
 # KEY_FILE "-" means no key file; PUSH "-" leaves SESSCACHE_STORE_PUSH unset.
+# SERVER_ENV (VAR=VALUE words) is passed on; SERVER_PLAIN=1 leaves the
+# library out.
 start_server() {
     local name=$1 ver=$2 ctx=$3 key=${4:-$W/key1} push=${5:-} timeout=${6:-}
     local dir=$W/$CASE_DIR/$name
@@ -163,7 +165,8 @@ start_server() {
     local envs=(SESSCACHE_STATS="$dir" SESSCACHE_LOG="$dir/events.log"
         SESSCACHE_STORE="redis://127.0.0.1:$REDIS_PORT/0"
         SESSCACHE_STORE_TIMEOUT_MS="$TIMEOUT_MS")
-    [ "$LIB" != none ] && envs+=(LD_PRELOAD="$LIB")
+    [ "$LIB" != none ] && [ "${SERVER_PLAIN:-0}" != 1 ] && envs+=(LD_PRELOAD="$LIB")
+    [ -n "${SERVER_ENV:-}" ] && envs+=($SERVER_ENV)
     [ "$key" != - ] && envs+=(SESSCACHE_STORE_KEY_FILE="$key")
     [ -n "$push" ] && [ "$push" != - ] && envs+=(SESSCACHE_STORE_PUSH="$push")
     : >"$dir/stdout"
@@ -562,6 +565,86 @@ PY
 )
         info "6-bench-tls$v" "$summary"
     done
+fi
+
+# ---------------------------------------------------------------- case 7
+# TLS 1.3 early data is single use across servers sharing the store. A and
+# B accept early data (anti-replay on, as libssl's default); each try makes
+# a session (openssl s_client -sess_out) on A (then A holds it in its own
+# cache) or on C (then neither A nor B does), and offers it with early data
+# to A and B at the same moment: early data accepted by at most one of
+# them. Plain libssl, one server: the second offer of a session does not
+# resume (libssl's own single-use rule). Resumption without early data: a
+# session made on A offered to B without early data resumes; and servers
+# that do not accept early data share sessions as before, the pool included.
+early_offer() { # early_offer PORT SESS OUT [early]: one s_client offering SESS
+    local extra=()
+    [ "${4:-}" = early ] && extra=(-early_data "$W/c7/early.txt")
+    (printf 'x\n'; sleep 0.3) | timeout 10 openssl s_client -connect "127.0.0.1:$1" -tls1_3 \
+        -sess_in "$2" "${extra[@]}" >"$3" 2>&1 || true
+}
+early_make() { # early_make PORT SESS: a full handshake saving its session
+    printf 'hello\n' | timeout 10 openssl s_client -connect "127.0.0.1:$1" -tls1_3 \
+        -sess_out "$2" -quiet >/dev/null 2>&1 || true
+}
+if want 7; then
+    d=$W/c7
+    new_case c7
+    printf 'GET\n' >"$d/early.txt"
+
+    SERVER_PLAIN=1 SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server P 1.3 ctxA
+    early_make "${SPORT[P]}" "$d/p.pem"
+    early_offer "${SPORT[P]}" "$d/p.pem" "$d/p1.out" early
+    early_offer "${SPORT[P]}" "$d/p.pem" "$d/p2.out" early
+    stop_server P
+    first=$(grep -c -e 'Early data was accepted' "$d/p1.out" || true)
+    second=$(grep -c -e '^Reused' "$d/p2.out" || true)
+    check "7-libssl-single-use" "$([ "$first" = 1 ] && [ "$second" = 0 ] && echo 0 || echo 1)" \
+        "plain libssl, one server: first offer early data accepted=$first (need 1), second offer resumed=$second (need 0)"
+
+    new_case c7
+    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server A 1.3 ctxA
+    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server B 1.3 ctxA
+    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server C 1.3 ctxA
+    twice=0 once=0 never=0 twice_local=0
+    for i in $(seq 1 100); do
+        maker=A
+        [ $((i % 2)) = 0 ] && maker=C
+        early_make "${SPORT[$maker]}" "$d/sess.pem"
+        for s in A B; do early_offer "${SPORT[$s]}" "$d/sess.pem" "$d/$s.out" early & done
+        wait $(jobs -p | tail -2) 2>/dev/null || true
+        n=$(grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null | wc -l)
+        case $n in
+            0) never=$((never + 1)) ;;
+            1) once=$((once + 1)) ;;
+            *) twice=$((twice + 1)); [ "$maker" = A ] && twice_local=$((twice_local + 1)) ;;
+        esac
+    done
+    resumed_plain=0
+    for i in $(seq 1 20); do
+        early_make "${SPORT[A]}" "$d/sess.pem"
+        early_offer "${SPORT[B]}" "$d/sess.pem" "$d/plain.out"
+        grep -q '^Reused' "$d/plain.out" && resumed_plain=$((resumed_plain + 1))
+    done
+    keys=$(rcli DBSIZE)
+    stop_all
+    check "7-early-data-single-use" "$([ "$twice" = 0 ] && [ "$once" -gt 0 ] && echo 0 || echo 1)" \
+        "100 tries of one session offered with early data to A and B at once (made on A in 50, on C in 50): accepted by both in $twice (need 0; $twice_local of them made on A), by one in $once (need > 0), by neither in $never; $(store_stats A) $(store_stats B)"
+    check "7-resume-without-early-data" "$([ "$resumed_plain" -ge 19 ] && echo 0 || echo 1)" \
+        "early-data servers, a session made on A offered to B without early data: resumed $resumed_plain of 20 (need >= 19) redis_keys=$keys"
+
+    new_case c7-plain
+    start_server A 1.3 ctxA
+    start_server B 1.3 ctxA
+    client "$W/c7-plain/warm" 1 "${SPORT[B]}" 1.3
+    sleep 0.3
+    client "$W/c7-plain/client" 400 "${SPORT[A]},${SPORT[B]}" 1.3
+    stop_all
+    r=$(field "$W/c7-plain/client" total resumed)
+    f=$(field "$W/c7-plain/client" total failed)
+    pool=$(counter B store_pool_hits)
+    check "7-no-early-data-unaffected" "$([ "$r" -ge 396 ] && [ "$f" = 0 ] && ge_num "$pool" 1 && echo 0 || echo 1)" \
+        "servers without early data, A,B alternating: resumed=$r of 400 (need >= 396) failed=$f B store_pool_hits=$pool (need >= 1) $(store_stats A) $(store_stats B)"
 fi
 
 say "$PASSED passed, $FAILED failed"

@@ -17,7 +17,7 @@ pub mod redis;
 pub mod seal;
 pub mod shm;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_int;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -41,8 +41,6 @@ pub trait StoreConnection: Send {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Gets and deletes in one step: of all callers in all processes, at
     /// most one receives the value.
-    // Called by the early-data rule in `Remote` (single use across processes).
-    #[allow(dead_code)]
     fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
@@ -263,10 +261,95 @@ const TOMBSTONE_SECS: i64 = 24 * 3600;
 /// Sessions other processes announced, and the keys they deleted.
 #[derive(Default)]
 struct Peers {
-    pool: HashMap<String, (Vec<u8>, i64)>,
-    pool_order: VecDeque<String>,
-    tombstones: HashMap<String, i64>,
-    tombstone_order: VecDeque<String>,
+    /// Blob and until when it is kept.
+    pool: Bounded<(Vec<u8>, i64)>,
+    /// Until when a deletion is remembered.
+    tombstones: Bounded<i64>,
+}
+
+impl Peers {
+    fn pool_remove(&mut self, key: &str) -> Option<(Vec<u8>, i64)> {
+        self.pool.remove(key)
+    }
+
+    fn deleted(&self, key: &str, now: i64) -> bool {
+        self.tombstones.get(key).is_some_and(|&until| until > now)
+    }
+
+    /// Entries and order keys of the pool, then of the tombstones.
+    #[cfg(test)]
+    fn sizes(&self) -> [usize; 4] {
+        let (pool, tombstones) = (self.pool.sizes(), self.tombstones.sizes());
+        [pool.0, pool.1, tombstones.0, tombstones.1]
+    }
+}
+
+/// A map of at most `cap` entries that forgets its oldest insertion to make
+/// room. The order is kept by insertion number, and every removal takes the
+/// key out of both maps, so the two always hold the same keys.
+struct Bounded<V> {
+    entries: HashMap<String, (V, u64)>,
+    order: BTreeMap<u64, String>,
+    next: u64,
+}
+
+impl<V> Default for Bounded<V> {
+    fn default() -> Bounded<V> {
+        Bounded {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<V> Bounded<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        self.entries.get(key).map(|(v, _)| v)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Inserts or replaces (a replaced entry keeps its place in the order).
+    fn insert(&mut self, key: &str, value: V, cap: usize) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.0 = value;
+            return;
+        }
+        if cap == 0 {
+            return;
+        }
+        while self.entries.len() >= cap {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+        self.entries.insert(key.to_string(), (value, self.next));
+        self.order.insert(self.next, key.to_string());
+        self.next += 1;
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        let (value, seq) = self.entries.remove(key)?;
+        self.order.remove(&seq);
+        Some(value)
+    }
+
+    /// Both maps' sizes (equal unless the structure is broken).
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        (self.entries.len(), self.order.len())
+    }
+}
+
+/// What a blob read from the pool or the store holds.
+enum Opened {
+    Live(SessionRef),
+    Expired,
+    Rejected,
 }
 
 /// The store as this process uses it.
@@ -514,9 +597,9 @@ impl Remote {
             return;
         };
         let store_key = self.store_key(key);
-        let announcement = self
-            .config
-            .push
+        // The pool is not single use: a session that can carry early data
+        // is given out by the store's take alone.
+        let announcement = (self.config.push && sess.max_early_data() == 0)
             .then(|| self.announcement(MSG_PUT, &store_key, &blob));
         let mut ops = vec![WriteOp::Put {
             key: store_key,
@@ -578,63 +661,109 @@ impl Remote {
             return self.backend.was_deleted(&store_key);
         }
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers
-            .tombstones
-            .get(&store_key)
-            .is_some_and(|&until| until > libssl::now())
+        peers.deleted(&store_key, libssl::now())
     }
 
     /// Server lookup after a local miss: the peers' pool, then the store.
     /// A blob that does not open for this version, ID and session-ID
     /// context, does not decode, or is for another session is rejected.
-    pub fn fetch(&self, key: &SessionKey, sid_ctx: &[u8]) -> Option<SessionRef> {
+    ///
+    /// `single_use` (libssl's anti-replay rule applies to the connection):
+    /// the session is taken out of the store in the same step as it is
+    /// read, so that of all servers sharing the store one gets it, and the
+    /// pool is not asked. A session that can carry early data is never
+    /// served from the pool either.
+    pub fn fetch(&self, key: &SessionKey, sid_ctx: &[u8], single_use: bool) -> Option<SessionRef> {
         let store_key = self.store_key(key);
         let now = libssl::now();
         let pooled = {
             let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            if peers
-                .tombstones
-                .get(&store_key)
-                .is_some_and(|&until| until > now)
-            {
+            if peers.deleted(&store_key, now) {
                 return None;
             }
-            peers.pool.remove(&store_key)
+            peers.pool_remove(&store_key)
         };
-        let from_pool = matches!(&pooled, Some((_, expires)) if *expires > now);
-        let blob = match pooled {
-            Some((blob, _)) if from_pool => blob,
-            _ => match self.read(&store_key) {
-                Ok(Some(blob)) => blob,
-                Ok(None) => {
-                    bump(&self.counters.misses);
-                    return None;
+        if let Some((blob, _)) = pooled.filter(|&(_, until)| !single_use && until > now) {
+            match self.open(key, sid_ctx, &blob, now) {
+                // Announced by a peer that pools early-data sessions: only
+                // the store's take may give those out.
+                Opened::Live(s) if s.view().max_early_data() > 0 => {}
+                Opened::Live(s) => {
+                    bump(&self.counters.hits);
+                    bump(&self.counters.pool_hits);
+                    return Some(s);
                 }
-                Err(_) => {
-                    bump(&self.counters.errors);
-                    return None;
-                }
-            },
+                other => return self.count(other),
+            }
+        }
+        let blob = match self.read(&store_key, single_use) {
+            Ok(Some(blob)) => blob,
+            Ok(None) => {
+                bump(&self.counters.misses);
+                return None;
+            }
+            Err(_) => {
+                bump(&self.counters.errors);
+                return None;
+            }
         };
+        self.count(self.open(key, sid_ctx, &blob, now))
+    }
+
+    /// A server about to resume a session that can carry early data from
+    /// its own cache takes it out of the store first, so that no other
+    /// server gets it from there: true if this take got it. A store that
+    /// does not have it (another server took it first, or it never reached
+    /// the store) or does not answer means no: the session is then not
+    /// resumed, which a server may always decide.
+    pub fn claim(&self, key: &SessionKey) -> bool {
+        let store_key = self.store_key(key);
+        drop(
+            self.peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pool_remove(&store_key),
+        );
+        match self.read(&store_key, true) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                bump(&self.counters.misses);
+                false
+            }
+            Err(_) => {
+                bump(&self.counters.errors);
+                false
+            }
+        }
+    }
+
+    /// Opens and decodes a blob.
+    fn open(&self, key: &SessionKey, sid_ctx: &[u8], blob: &[u8], now: i64) -> Opened {
         let session = self
             .keys
-            .open(&blob, &Remote::aad(key, sid_ctx))
+            .open(blob, &Remote::aad(key, sid_ctx))
             .ok()
             .and_then(|der| libssl::session_from_der(&der))
             .filter(|s| s.view().key().as_ref() == Some(key));
         match session {
-            Some(s) if !s.view().expiry().has_passed(now) => {
+            Some(s) if !s.view().expiry().has_passed(now) => Opened::Live(s),
+            Some(_) => Opened::Expired,
+            None => Opened::Rejected,
+        }
+    }
+
+    /// Counts what a store read gave and returns the session if it is live.
+    fn count(&self, opened: Opened) -> Option<SessionRef> {
+        match opened {
+            Opened::Live(s) => {
                 bump(&self.counters.hits);
-                if from_pool {
-                    bump(&self.counters.pool_hits);
-                }
                 Some(s)
             }
-            Some(_) => {
+            Opened::Expired => {
                 bump(&self.counters.misses);
                 None
             }
-            None => {
+            Opened::Rejected => {
                 bump(&self.counters.rejected);
                 diag::warn_once(
                     "sesscache: rejected a session blob from the store (forged, other context or unknown key)",
@@ -644,15 +773,22 @@ impl Remote {
         }
     }
 
-    /// One GET on the first lookup connection that is free; none free means
-    /// every one is busy with a lookup (or waiting on a slow store).
-    fn read(&self, store_key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// One GET (or, with `take`, one atomic get-and-delete) on the first
+    /// lookup connection that is free; none free means every one is busy
+    /// with a lookup (or waiting on a slow store).
+    fn read(&self, store_key: &str, take: bool) -> Result<Option<Vec<u8>>, StoreError> {
         for reader in &self.readers {
             if let Ok(mut link) = reader.try_lock() {
                 return link.run(
                     &self.health,
                     || self.backend.connect(),
-                    |c| c.get(store_key),
+                    |c| {
+                        if take {
+                            c.take(store_key)
+                        } else {
+                            c.get(store_key)
+                        }
+                    },
                 );
             }
         }
@@ -733,41 +869,19 @@ impl Remote {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         match kind {
             MSG_PUT if self.config.pool > 0 => {
-                if peers.tombstones.contains_key(key) {
+                if peers.tombstones.contains(key) {
                     return;
-                }
-                while peers.pool.len() >= self.config.pool {
-                    let Some(old) = peers.pool_order.pop_front() else {
-                        break;
-                    };
-                    peers.pool.remove(&old);
                 }
                 // The blob's own expiry is inside the sealed session; the
                 // pool keeps it at most as long as a default session lives.
                 let blob = m[11 + key_len..].to_vec();
-                if peers
-                    .pool
-                    .insert(key.to_string(), (blob, now + 7200))
-                    .is_none()
-                {
-                    peers.pool_order.push_back(key.to_string());
-                }
+                peers.pool.insert(key, (blob, now + 7200), self.config.pool);
             }
             MSG_DELETE => {
                 peers.pool.remove(key);
-                while peers.tombstones.len() >= self.config.pool.max(1024) {
-                    let Some(old) = peers.tombstone_order.pop_front() else {
-                        break;
-                    };
-                    peers.tombstones.remove(&old);
-                }
-                if peers
+                peers
                     .tombstones
-                    .insert(key.to_string(), now + TOMBSTONE_SECS)
-                    .is_none()
-                {
-                    peers.tombstone_order.push_back(key.to_string());
-                }
+                    .insert(key, now + TOMBSTONE_SECS, self.config.pool.max(1024));
             }
             _ => {}
         }

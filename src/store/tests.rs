@@ -23,6 +23,7 @@ unsafe extern "C" {
     fn SSL_SESSION_set1_master_key(s: *mut SSL_SESSION, key: *const c_uchar, len: usize) -> c_int;
     fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long;
     fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long;
+    fn SSL_SESSION_set_max_early_data(s: *mut SSL_SESSION, n: u32) -> c_int;
     fn SSL_SESSION_set_cipher(s: *mut SSL_SESSION, cipher: *const openssl_sys::SSL_CIPHER)
     -> c_int;
     fn SSL_CIPHER_find(
@@ -197,7 +198,7 @@ fn a_stored_session_is_fetched_by_another_process_in_the_same_context() {
     let key = s.view().key().unwrap();
     a.session_stored(&key, s.view());
     wait_for("the write", || stored(&memory, a, &s));
-    let got = b.fetch(&key, b"ctx-A").expect("fetched");
+    let got = b.fetch(&key, b"ctx-A", false).expect("fetched");
     assert_eq!(got.view().key(), Some(key));
     assert_eq!(got.view().id_context(), b"ctx-A");
     assert_eq!(b.counters.hits.load(Ordering::Relaxed), 1);
@@ -229,20 +230,20 @@ fn bad_blobs_are_rejected_and_counted() {
     let store_key = a.store_key(&key);
 
     // Another session-ID context.
-    assert!(a.fetch(&key, b"ctx-B").is_none());
+    assert!(a.fetch(&key, b"ctx-B", false).is_none());
     // A key we do not hold.
     let other = remote(&memory, K2, false);
-    assert!(other.fetch(&key, b"ctx-A").is_none());
+    assert!(other.fetch(&key, b"ctx-A", false).is_none());
     // Tampered.
     memory.data.lock().unwrap().get_mut(&store_key).unwrap()[40] ^= 1;
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
     // Random bytes.
     memory
         .data
         .lock()
         .unwrap()
         .insert(store_key.clone(), vec![0x5a; 300]);
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
     // A valid blob of another session, moved under this session's key.
     let s2 = session(3, b"ctx-A", 300);
     let key2 = s2.view().key().unwrap();
@@ -250,7 +251,7 @@ fn bad_blobs_are_rejected_and_counted() {
     wait_for("the second write", || stored(&memory, a, &s2));
     let moved = memory.data.lock().unwrap()[&a.store_key(&key2)].clone();
     memory.data.lock().unwrap().insert(store_key, moved);
-    assert!(a.fetch(&key, b"ctx-A").is_none());
+    assert!(a.fetch(&key, b"ctx-A", false).is_none());
 
     assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 4);
     assert_eq!(other.counters.rejected.load(Ordering::Relaxed), 1);
@@ -276,7 +277,7 @@ fn removal_deletes_and_announces() {
     assert_eq!(a.counters.pushes.load(Ordering::Relaxed), 0);
     b.peer_message(&announce);
     let gets = memory.gets.load(Ordering::SeqCst);
-    assert!(b.fetch(&key, b"c").is_some());
+    assert!(b.fetch(&key, b"c", false).is_some());
     assert_eq!(memory.gets.load(Ordering::SeqCst), gets, "no store read");
     assert_eq!(b.counters.pool_hits.load(Ordering::Relaxed), 1);
 
@@ -289,10 +290,10 @@ fn removal_deletes_and_announces() {
     assert!(!b.deleted_by_peer(&key));
     b.peer_message(&deletion);
     assert!(b.deleted_by_peer(&key), "a local copy on b must go");
-    assert!(b.fetch(&key, b"c").is_none());
+    assert!(b.fetch(&key, b"c", false).is_none());
     // A late announcement of the deleted session does not bring it back.
     b.peer_message(&announce);
-    assert!(b.fetch(&key, b"c").is_none());
+    assert!(b.fetch(&key, b"c", false).is_none());
 }
 
 #[test]
@@ -302,12 +303,12 @@ fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
     let key = session(5, b"c", 300).view().key().unwrap();
     memory.down.store(true, Ordering::SeqCst);
     let start = Instant::now();
-    assert!(a.fetch(&key, b"c").is_none());
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert!(start.elapsed() < Duration::from_millis(50));
     assert_eq!(a.counters.errors.load(Ordering::Relaxed), 2);
     let gets = memory.gets.load(Ordering::SeqCst);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(
         memory.gets.load(Ordering::SeqCst),
         gets,
@@ -315,7 +316,7 @@ fn a_dead_store_is_skipped_quickly_and_retried_after_a_pause() {
     );
     memory.down.store(false, Ordering::SeqCst);
     std::thread::sleep(FIRST_PAUSE * 3);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(
         a.counters.misses.load(Ordering::Relaxed),
         1,
@@ -395,7 +396,7 @@ fn expired_sessions_are_not_stored_or_served() {
         .lock()
         .unwrap()
         .insert(a.store_key(&key), old_blob);
-    assert!(a.fetch(&key, b"c").is_none());
+    assert!(a.fetch(&key, b"c", false).is_none());
     assert_eq!(a.counters.misses.load(Ordering::Relaxed), 1);
     assert_eq!(a.counters.rejected.load(Ordering::Relaxed), 0);
 }
@@ -419,11 +420,11 @@ fn an_unreachable_store_shows_in_its_status_until_it_answers() {
     let r = remote(&memory, K1, false);
     assert_eq!(r.health.status(), "ok");
     memory.down.store(true, Ordering::SeqCst);
-    assert!(r.read("t:x").is_err());
+    assert!(r.read("t:x", false).is_err());
     assert_eq!(r.health.status(), "unreachable: down");
     memory.down.store(false, Ordering::SeqCst);
     std::thread::sleep(FIRST_PAUSE + Duration::from_millis(50));
-    assert!(r.read("t:x").is_ok());
+    assert!(r.read("t:x", false).is_ok());
     assert_eq!(r.health.status(), "ok");
 }
 
@@ -431,4 +432,217 @@ fn an_unreachable_store_shows_in_its_status_until_it_answers() {
 fn reasons_are_one_printable_line() {
     assert_eq!(printable("a\nb\x1b[31m\u{e9}"), "a?b?[31m?");
     assert_eq!(printable(&"x".repeat(500)).len(), 200);
+}
+
+/// A session that lets its client send early data (as a TLS 1.3 server
+/// with max_early_data set issues).
+fn early_session(id_byte: u8, sid_ctx: &[u8]) -> SessionRef {
+    let s = session(id_byte, sid_ctx, 300);
+    // SAFETY: live session we hold.
+    assert_eq!(
+        unsafe { SSL_SESSION_set_max_early_data(s.as_ptr(), 16384) },
+        1
+    );
+    assert!(s.view().max_early_data() > 0);
+    s
+}
+
+#[test]
+fn an_early_data_session_is_given_out_once_and_never_announced() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, true);
+    let s = early_session(20, b"c");
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    assert!(
+        memory.published.lock().unwrap().is_empty(),
+        "not announced: the pool is not single use"
+    );
+    // Four servers look it up at the same moment: one of them gets it.
+    let servers: Vec<&'static Remote> = (0..4).map(|_| remote(&memory, K1, true)).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(servers.len()));
+    let got: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .map(|r| {
+                let barrier = Arc::clone(&barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    r.fetch(&key, b"c", true).is_some() as usize
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(got, 1, "of all single-use lookups, one gets the session");
+    // Its maker, about to resume it from its own cache, does not get it.
+    assert!(!a.claim(&key));
+
+    // Claimed first by the maker: no other server gets it from the store.
+    let s2 = early_session(21, b"c");
+    let key2 = s2.view().key().unwrap();
+    a.session_stored(&key2, s2.view());
+    wait_for("the second write", || stored(&memory, a, &s2));
+    assert!(a.claim(&key2));
+    assert!(!a.claim(&key2), "a claim is single use too");
+    assert!(servers[0].fetch(&key2, b"c", true).is_none());
+    assert!(servers[1].fetch(&key2, b"c", false).is_none());
+}
+
+#[test]
+fn a_store_that_does_not_answer_refuses_a_claim() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, false);
+    let s = early_session(22, b"c");
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    memory.down.store(true, Ordering::SeqCst);
+    assert!(!a.claim(&key), "unknown whether another server has it");
+    assert_eq!(a.counters.errors.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_single_use_lookup_skips_the_pool_and_takes_from_the_store() {
+    let memory = Arc::new(Memory::default());
+    let a = remote(&memory, K1, true);
+    let b = remote(&memory, K1, true);
+    let s = session(23, b"c", 300);
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the announcement", || {
+        memory.published.lock().unwrap().len() == 1
+    });
+    let announce = memory.published.lock().unwrap()[0].clone();
+    b.peer_message(&announce);
+    let gets = memory.gets.load(Ordering::SeqCst);
+    assert!(b.fetch(&key, b"c", true).is_some());
+    assert_eq!(memory.gets.load(Ordering::SeqCst), gets + 1, "a store read");
+    assert_eq!(b.counters.pool_hits.load(Ordering::Relaxed), 0);
+    assert!(!stored(&memory, a, &s), "taken out of the store");
+    assert!(b.fetch(&key, b"c", false).is_none(), "nor left in the pool");
+}
+
+#[test]
+fn an_announced_early_data_session_is_not_served_from_the_pool() {
+    // A peer that announces early-data sessions (another build): the blob
+    // is in the pool, but only the store's take may give it out.
+    let memory = Arc::new(Memory::default());
+    let (a, b) = (remote(&memory, K1, false), remote(&memory, K1, false));
+    let s = early_session(24, b"c");
+    let key = s.view().key().unwrap();
+    a.session_stored(&key, s.view());
+    wait_for("the write", || stored(&memory, a, &s));
+    let store_key = a.store_key(&key);
+    let blob = memory.data.lock().unwrap()[&store_key].clone();
+    let WriteOp::Publish { message, .. } = a.announcement(MSG_PUT, &store_key, &blob) else {
+        panic!("an announcement is a publish");
+    };
+    b.peer_message(&message);
+    let gets = memory.gets.load(Ordering::SeqCst);
+    assert!(b.fetch(&key, b"c", false).is_some());
+    assert_eq!(
+        memory.gets.load(Ordering::SeqCst),
+        gets + 1,
+        "from the store"
+    );
+    assert_eq!(b.counters.pool_hits.load(Ordering::Relaxed), 0);
+}
+
+/// An announcement of `key` (a blob that need not open) from another
+/// process.
+fn peer_put(key: &str, blob: &[u8]) -> Vec<u8> {
+    let mut m = vec![MSG_PUT];
+    m.extend_from_slice(&[0xee; 8]);
+    m.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    m.extend_from_slice(key.as_bytes());
+    m.extend_from_slice(blob);
+    m
+}
+
+fn peer_delete(key: &str) -> Vec<u8> {
+    let mut m = peer_put(key, &[]);
+    m[0] = MSG_DELETE;
+    m
+}
+
+/// `n` sessions announced to a pool of `cap`, each then fetched (even) or
+/// deleted by its peer (odd); the largest sizes of the peers' structures
+/// seen along the way.
+fn announce_and_consume(n: u32, cap: usize) -> [usize; 4] {
+    let memory = Arc::new(Memory::default());
+    let mut cfg = config(true);
+    cfg.pool = cap;
+    let b: &'static Remote = Box::leak(Box::new(Remote::new(
+        Arc::new(MemoryBackend(memory)),
+        Keyring::parse(K1).unwrap(),
+        cfg,
+    )));
+    let mut most = [0usize; 4];
+    let blob = [0x5au8; 200];
+    for i in 0..n {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        let key = SessionKey::new(0x0304, &id).unwrap();
+        let store_key = b.store_key(&key);
+        b.peer_message(&peer_put(&store_key, &blob));
+        if i % 2 == 0 {
+            // The blob does not open: rejected, but it has left the pool.
+            assert!(b.fetch(&key, b"c", false).is_none());
+        } else {
+            b.peer_message(&peer_delete(&store_key));
+        }
+        let sizes = b.peers.lock().unwrap().sizes();
+        assert_eq!(sizes[0], sizes[1], "pool and its order hold the same keys");
+        assert_eq!(sizes[2], sizes[3], "tombstones and their order likewise");
+        for (m, s) in most.iter_mut().zip(sizes) {
+            *m = (*m).max(s);
+        }
+    }
+    most
+}
+
+#[test]
+fn the_pool_forgets_what_it_gives_out() {
+    // Every session consumed right after its announcement: the pool never
+    // holds more than one, its order no more than the pool.
+    let most = announce_and_consume(10_000, 8);
+    assert!(most[0] <= 1 && most[1] <= 1, "{most:?}");
+    assert!(most[2] <= 1024 && most[3] <= 1024, "{most:?}");
+}
+
+#[test]
+fn a_million_consumed_announcements_stay_bounded() {
+    let most = announce_and_consume(1_000_000, 20480);
+    assert!(most[1] <= 1, "pool order {most:?}");
+    assert!(most[3] <= 20480, "tombstone order {most:?}");
+}
+
+/// The resident set of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Run alone (make test-store): `cargo test --release --lib --
+/// --ignored pool_soak_resident_memory`. 1M announced sessions of 200-byte
+/// blobs, each fetched or deleted: the process grows by less than 64 MiB
+/// (the pool and tombstones at their bounds need a few MiB; keeping every
+/// consumed key would need over 100 MiB).
+#[test]
+#[ignore]
+fn pool_soak_resident_memory() {
+    let before = rss_kib();
+    let most = announce_and_consume(1_000_000, 20480);
+    let after = rss_kib();
+    println!(
+        "pool soak: 1000000 announced and consumed; RSS {before} KiB -> {after} KiB (+{} KiB); largest sizes {most:?}",
+        after.saturating_sub(before)
+    );
+    assert!(after.saturating_sub(before) < 64 * 1024);
 }

@@ -373,7 +373,6 @@ impl<'a> Shard<'a> {
 
     /// Returns a live entry's value and marks it removed in the same step:
     /// of all takers of one key, one gets it.
-    #[allow(dead_code)] // through StoreConnection::take, see there
     pub fn take(&mut self, key: &[u8], now: i64, halfway: WriteHook<'_>) -> Option<Vec<u8>> {
         let value = self.get(key, now)?;
         self.remove(key, now, now, halfway);
