@@ -6,10 +6,8 @@
 //! removal, expiry and flush must set (libssl's own cache does it with a
 //! plain store under its lock): `SSL_CTX_remove_session`, called on an empty
 //! ctx. That call takes the ctx's lock and hashes the session for its empty
-//! table: 209 of the 650 instructions of a removal at 1k sessions, and two
-//! of its locked instructions (callgrind). With the call left out
-//! altogether, removals took 0.69–0.77 of their time (`bench_cache
-//! remove`, 9 interleaved triples at each of 1k, 20k and 100k sessions).
+//! table: a large part of every removal, locked instructions included
+//! (BENCHMARKS.md measures it).
 //!
 //! How the place is learnt, without writing anything before it is known:
 //! while it is not known, every marking still goes through libssl, and the
