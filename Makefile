@@ -82,7 +82,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-test-rust:
+test-rust: build
 	$(CARGO) test --release
 
 # The cache's locks under loom's model checker (src/cache/shard_lock.rs), in

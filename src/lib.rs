@@ -21,6 +21,11 @@ mod ffi;
 mod libssl;
 mod store;
 
+/// libssl's functions the library exports under their own names (for
+/// `tests/exports.rs`).
+#[doc(hidden)]
+pub const INTERPOSED: &[&str] = libssl::INTERPOSED;
+
 /// Checks the consistency of a shm store file whose users are stopped or
 /// gone (for tests: `examples/shm_check.rs`). `size` is its
 /// `SESSCACHE_STORE_SIZE` in bytes.

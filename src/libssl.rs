@@ -70,10 +70,16 @@ fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
     NonNull::new(unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) })
 }
 
-/// Declares [`Real`] and its resolution from one list, so a field's type is
-/// written once.
+/// Declares [`Real`], its resolution and [`INTERPOSED`] from one list, so
+/// a field's type is written once.
 macro_rules! real_functions {
     ($($field:ident = $name:literal: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// libssl's functions that this library exports under their own
+        /// names: the same on every release line (on those it is not exact
+        /// on, each passes straight through). `tests/exports.rs` compares
+        /// it with the library's dynamic symbols.
+        pub const INTERPOSED: &[&str] = &[$($name),*];
+
         /// The real libssl entry points that we also export.
         pub struct Real {
             $(pub $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
