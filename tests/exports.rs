@@ -96,7 +96,11 @@ fn dynamic_symbols_are_the_list() {
     );
     // Unversioned, so that a reference of any release line's version
     // (OPENSSL_3.0.0, OPENSSL_4.0.0) binds to them.
-    let versioned = run("nm", &["-D", "--defined-only", "--with-symbol-versions"], &lib);
+    let versioned = run(
+        "nm",
+        &["-D", "--defined-only", "--with-symbol-versions"],
+        &lib,
+    );
     assert!(
         !versioned.contains('@'),
         "exports carry symbol versions:\n{versioned}"
