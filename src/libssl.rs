@@ -566,3 +566,41 @@ pub fn object_file_of(addr: *const c_void) -> Option<Vec<u8>> {
             .to_vec(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_3_0_is_covered() {
+        assert!(release_line_covered(0x3000_0130)); // 3.0.19
+        assert!(release_line_covered(0x3000_0160)); // 3.0.22
+        assert!(!release_line_covered(0x3010_0000)); // 3.1.0
+        assert!(!release_line_covered(0x3050_0070)); // 3.5.7
+        assert!(!release_line_covered(0x3060_0030)); // 3.6.3
+        assert!(!release_line_covered(0x4000_0020)); // 4.0.2
+        assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
+    }
+
+    #[test]
+    fn the_pass_through_line_names_what_was_seen_and_what_is_covered() {
+        let line = pass_through_message(0x4000_0020);
+        assert!(
+            line.starts_with(
+                "sesscache: the running libssl is OpenSSL 4.0.2 (0x40000020), \
+                 not a release line sesscache is exact on (3.0): "
+            ),
+            "{line}"
+        );
+        assert!(line.contains("SESSCACHE_LOG=1"), "{line}");
+        assert!(!line.contains('\n'));
+        assert_eq!(version_text(0x3050_0070), "3.5.7");
+    }
+
+    #[test]
+    fn the_test_process_libssl_is_served() {
+        // The test binary runs on the machine's libssl, a covered line.
+        let v = sys::openssl_version_num().expect("libcrypto is loaded");
+        assert_eq!(serving(), release_line_covered(v));
+    }
+}
