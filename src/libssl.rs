@@ -180,22 +180,28 @@ pub fn serving() -> bool {
     };
     let serving = release_line_covered(v);
     if SERVING.set(serving).is_ok() {
-        if serving {
-            let (major, minor) = release_line(v);
-            crate::diag::log_line(
-                &format!(
-                    "OpenSSL {}: release line {major}.{minor} covered, session cache served by sesscache",
-                    version_text(v)
-                ),
-                true,
-            );
-        } else {
-            let message = pass_through_message(v);
-            crate::diag::warn_once_about("release line", &message);
-            crate::diag::log_line(&message, false);
-        }
+        // Called from every export, outside their boundary: saying it must
+        // not unwind into C.
+        let _ = std::panic::catch_unwind(|| say_decision(v, serving));
     }
     serving
+}
+
+fn say_decision(v: u64, serving: bool) {
+    if serving {
+        let (major, minor) = release_line(v);
+        crate::diag::log_line(
+            &format!(
+                "OpenSSL {}: release line {major}.{minor} covered, session cache served by sesscache",
+                version_text(v)
+            ),
+            true,
+        );
+    } else {
+        let message = pass_through_message(v);
+        crate::diag::warn_once_about("release line", &message);
+        crate::diag::log_line(&message, false);
+    }
 }
 
 /// Whether a libssl is loaded in the process (after this library).
