@@ -260,20 +260,16 @@ fn count_event(event: Event) {
     }
 }
 
-/// Writes one line about the library itself to the `SESSCACHE_LOG` log,
-/// if there is one (to a log on stderr only if `on_stderr`: a line already
-/// said there is not repeated).
-pub fn log_line(text: &str, on_stderr: bool) {
-    let Some(sink) = SINK.as_ref() else { return };
-    let line = format!("sesscache[{}] {text}\n", std::process::id());
-    let _ = match sink {
-        Sink::Stderr if !on_stderr => Ok(()),
-        Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
-        Sink::File(file) => file
+/// Writes one line about the library itself to the `SESSCACHE_LOG` file,
+/// if the log is a file (a log on stderr has had the line already).
+pub fn log_line_to_file(text: &str) {
+    if let Some(Sink::File(file)) = SINK.as_ref() {
+        let line = format!("sesscache[{}] {text}\n", std::process::id());
+        let _ = file
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .write_all(line.as_bytes()),
-    };
+            .write_all(line.as_bytes());
+    }
 }
 
 /// Reports one event for the cache of `ctx` about the session with `id`.

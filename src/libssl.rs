@@ -157,7 +157,7 @@ fn pass_through_message(version_num: u64) -> String {
     format!(
         "sesscache: the running libssl is {seen}, not a release line sesscache is exact on ({}): \
          every call passes straight through to libssl and its own session cache \
-         (check with `SESSCACHE_LOG=1`; see \"Release lines\" in sesscache's README)",
+         (see \"Release lines\" in sesscache's README)",
         covered.join(", ")
     )
 }
@@ -167,8 +167,7 @@ static SERVING: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new
 
 /// Whether the library serves the session cache: the running libssl is of
 /// a covered release line. Decided at the first call that asks once libssl
-/// is loaded, said once on stderr when it passes through, and in the
-/// `SESSCACHE_LOG` log either way.
+/// is loaded; a pass-through is said once on stderr.
 pub fn serving() -> bool {
     if let Some(&serving) = SERVING.get() {
         return serving;
@@ -187,20 +186,13 @@ pub fn serving() -> bool {
     serving
 }
 
+/// Says a pass-through once on stderr, and in a `SESSCACHE_LOG` file. A
+/// served process says nothing: its cache events in the log show it.
 fn say_decision(v: u64, serving: bool) {
-    if serving {
-        let (major, minor) = release_line(v);
-        crate::diag::log_line(
-            &format!(
-                "OpenSSL {}: release line {major}.{minor} covered, session cache served by sesscache",
-                version_text(v)
-            ),
-            true,
-        );
-    } else {
+    if !serving {
         let message = pass_through_message(v);
         crate::diag::warn_once_about("release line", &message);
-        crate::diag::log_line(&message, false);
+        crate::diag::log_line_to_file(&message);
     }
 }
 
@@ -598,7 +590,7 @@ mod tests {
             ),
             "{line}"
         );
-        assert!(line.contains("SESSCACHE_LOG=1"), "{line}");
+        assert!(line.contains("Release lines"), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(version_text(0x3050_0070), "3.5.7");
     }
