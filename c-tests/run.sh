@@ -2,7 +2,7 @@
 # Differential runner for the sesscache C tests.
 #
 # Usage: c-tests/run.sh [--valgrind] [--libssl-dir DIR] [--plain-only]
-#                       [--build-dir DIR] [--skip PROG]...
+#                       [--pass-through] [--build-dir DIR] [--skip PROG]...
 #
 # Every deterministic t_*.c program is built twice (plain: -lssl -lcrypto;
 # linked: -lsesscache -lssl -lcrypto) and run three ways: plain, plain with
@@ -22,6 +22,19 @@
 # `timeout 60` and must print "done"; t_stress runs in all three modes and
 # must print "stress ok".
 #
+# c-tests/one_libssl.c must see one libssl and one libcrypto mapped, plain
+# and preloaded.
+#
+# --libssl-dir DIR builds and runs against the libssl in DIR (headers in
+# DIR/../include; deprecation warnings allowed, as newer release lines
+# deprecate functions the programs use). --pass-through is for a libssl
+# whose release line the library is not exact on: there it must be
+# invisible. The programs preloaded and linked must print what they print
+# with that libssl alone, say the pass-through line exactly once on stderr
+# (and nothing else), and the program's references bind to the library's
+# exports (LD_DEBUG=bindings); the runs that need the library's cache (the
+# marking variants, t_reenter, t_bad_input, the bypass warning) are left out.
+#
 # Environment: SESSCACHE_LIB  path to libsesscache.so (default
 #   target/release/libsesscache.so, relative paths are taken from the repo
 #   root); CC (default cc).
@@ -32,6 +45,7 @@ TESTDIR="$REPO/c-tests"
 CC="${CC:-cc}"
 VALGRIND=0
 PLAIN_ONLY=0
+PASS_THROUGH=0
 LIBSSL_DIR=""
 BUILD="$REPO/target/c-tests"
 SKIP=()
@@ -40,10 +54,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --valgrind) VALGRIND=1 ;;
     --plain-only) PLAIN_ONLY=1 ;;
+    --pass-through) PASS_THROUGH=1 ;;
     --libssl-dir) shift; LIBSSL_DIR="$(cd "$1" && pwd)" ;;
     --build-dir) shift; BUILD="$1" ;;
     --skip) shift; SKIP+=("$1") ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -80,6 +95,7 @@ if [ -n "$LIBSSL_DIR" ]; then
     if [ -d "$LIBSSL_DIR/../include/openssl" ]; then
         CFLAGS=(-I"$LIBSSL_DIR/../include" "${CFLAGS[@]}")
     fi
+    CFLAGS+=(-Wno-deprecated-declarations)
     SSL_LDFLAGS=(-L"$LIBSSL_DIR")
     export LD_LIBRARY_PATH="$LIBSSL_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -88,6 +104,22 @@ PASSED=0
 FAILED=0
 pass() { echo "PASS $*"; PASSED=$((PASSED + 1)); }
 fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
+
+# The line the library says once on a release line it passes through.
+PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release line sesscache is exact on'
+
+# stderr_as_plain MODE PLAIN_STDERR STDERR: in pass-through mode, the
+# library's stderr is plain libssl's plus the pass-through line, once.
+stderr_as_plain() {
+    [ "$PASS_THROUGH" = 1 ] || return 0
+    local said
+    said="$(grep -c "$PASS_LINE" "$3" || true)"
+    if [ "$said" != 1 ] || ! diff -u "$2" <(grep -v "$PASS_LINE" "$3"); then
+        echo "--- $1: the pass-through line said $said times; stderr:"
+        head -n 20 "$3"
+        return 1
+    fi
+}
 
 PROGS=()
 for src in "$TESTDIR"/t_*.c; do
@@ -185,6 +217,9 @@ check() {
     if [ "$mode" = preload ] && ! check_valgrind "$p" "$out"; then
         ok=0
     fi
+    if [ -n "$ref" ] && [ -f "$ref.stderr" ] && ! stderr_as_plain "$label" "$ref.stderr" "$out.stderr"; then
+        ok=0
+    fi
     if [ "$ok" = 1 ]; then pass "$label"; else fail "$label"; fi
 }
 
@@ -216,7 +251,7 @@ done
 # the application's ctx (the path taken when the library could not make its
 # marker ctx), and after a learnt place that failed its check. stdout must
 # again equal plain libssl's ----
-if [ "$HAVE_LIB" = 1 ]; then
+if [ "$HAVE_LIB" = 1 ] && [ "$PASS_THROUGH" = 0 ]; then
     for mode in publicmark nomarker wrongoffset; do
         case "$mode" in
         publicmark) what="marking through libssl" ;;
@@ -235,7 +270,7 @@ fi
 # where its flag is (t_random removes, expires and flushes thousands), only
 # through libssl under the operator's setting, and through libssl again
 # once a wrong place failed its check (said once on stderr) ----
-if [ "$HAVE_LIB" = 1 ] && [ -x "$BUILD/plain/t_random" ]; then
+if [ "$HAVE_LIB" = 1 ] && [ "$PASS_THROUGH" = 0 ] && [ -x "$BUILD/plain/t_random" ]; then
     fallback_said='^sesscache: the learnt place of libssl.s not_resumable flag failed its check'
     for want in 'store_at_[0-9]*' libssl 'libssl_check_failed_at_[0-9]*'; do
         case "$want" in
@@ -265,7 +300,7 @@ fi
 # the reviewed output in c-tests/expected/ (no plain libssl to compare
 # with: the reviewed output is the oracle) ----
 for p in "${LIBRARY_ONLY[@]}"; do
-    [ "$HAVE_LIB" = 1 ] || continue
+    [ "$HAVE_LIB" = 1 ] && [ "$PASS_THROUGH" = 0 ] || continue
     for mode in preload linked; do
         built "$mode" "$p" || continue
         check "$mode" "$p" "$p $mode" 0 "$TESTDIR/expected/$p.out" done 120
@@ -295,6 +330,33 @@ if [ "$HAVE_LIB" = 1 ]; then
         fail "non-TLS process unaffected (exit $RC)"; cat "$out.stderr"
     fi
 
+    # One libssl and one libcrypto mapped, with the library as without it;
+    # in pass-through mode the program's own references (of the libssl's
+    # symbol version) bind to the library's exports.
+    one="$BUILD/plain/one_libssl"
+    if "$CC" "${CFLAGS[@]}" "$TESTDIR/one_libssl.c" -o "$one" "${SSL_LDFLAGS[@]}" -lssl -lcrypto; then
+        "$one" >"$BUILD/out/one_libssl.plain" 2>&1 || true
+        LD_PRELOAD="$LIB" LD_BIND_NOW=1 LD_DEBUG=bindings LD_DEBUG_OUTPUT="$BUILD/out/one_libssl.bindings" \
+            "$one" >"$BUILD/out/one_libssl.preload" 2>"$BUILD/out/one_libssl.preload.stderr" || true
+        bound="$(cat "$BUILD/out/one_libssl.bindings".* 2>/dev/null \
+            | grep -c "binding file $one .* to $LIB .*normal symbol .SSL_CTX_new'" || true)"
+        rm -f "$BUILD/out/one_libssl.bindings".*
+        if grep -qx 'libssl objects mapped: 1' "$BUILD/out/one_libssl.preload" \
+            && grep -qx 'libcrypto objects mapped: 1' "$BUILD/out/one_libssl.preload" \
+            && diff -u "$BUILD/out/one_libssl.plain" "$BUILD/out/one_libssl.preload" \
+            && [ "$bound" -ge 1 ] \
+            && stderr_as_plain one_libssl /dev/null "$BUILD/out/one_libssl.preload.stderr"; then
+            pass "one libssl mapped, SSL_CTX_new bound to the library"
+        else
+            fail "one libssl mapped, SSL_CTX_new bound to the library (bindings: $bound)"
+            cat "$BUILD/out/one_libssl.preload" "$BUILD/out/one_libssl.preload.stderr"
+        fi
+    else
+        fail "one_libssl build"
+    fi
+fi
+
+if [ "$HAVE_LIB" = 1 ] && [ "$PASS_THROUGH" = 0 ]; then
     # Linked after libssl: libssl's SSL_CTX_new wins, and the library says
     # so once on stderr; linked before: silence.
     LIBDIR="$(dirname "$LIB")"

@@ -16,9 +16,10 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev)
 # (memcheck, callgrind), git (header freshness), python3 (bench summary),
 # nginx, haproxy, apache2 (its apache2-bin has mod_ssl and mod_lua),
 # redis-server (with redis-cli), procps (pgrep, ps), gnuplot-nox (bench
-# figures), dpkg-dev and fakeroot (make deb).
+# figures), dpkg-dev and fakeroot (make deb), perl (OpenSSL's Configure,
+# make test-releases).
 TEST_PACKAGES=("${BUILD_PACKAGES[@]}" openssl valgrind git python3 nginx haproxy apache2
-    redis-server procps gnuplot-nox dpkg-dev fakeroot)
+    redis-server procps gnuplot-nox dpkg-dev fakeroot perl)
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 die() { echo "setup: $*" >&2; exit 2; }

@@ -1015,6 +1015,9 @@ pub fn remember_session_ctx(conn: Connection) {
 /// # Safety
 /// `ctx` must be a live `SSL_CTX` that nobody else uses yet.
 pub unsafe fn attach(ctx: *mut SSL_CTX) {
+    if !libssl::serving() {
+        return;
+    }
     if PROBING.with(|p| p.get()) {
         PROBE_REACHED.store(true, Ordering::Relaxed);
         return;

@@ -260,6 +260,18 @@ fn count_event(event: Event) {
     }
 }
 
+/// Writes one line about the library itself to the `SESSCACHE_LOG` file,
+/// if the log is a file (a log on stderr has had the line already).
+pub fn log_line_to_file(text: &str) {
+    if let Some(Sink::File(file)) = SINK.as_ref() {
+        let line = format!("sesscache[{}] {text}\n", std::process::id());
+        let _ = file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(line.as_bytes());
+    }
+}
+
 /// Reports one event for the cache of `ctx` about the session with `id`.
 pub fn log_event(event: Event, ctx: *const c_void, id: &[u8]) {
     count_event(event);

@@ -5,7 +5,9 @@
 //! Every function here checks its pointers, runs its body inside
 //! [`boundary`] (no panic ever unwinds into C) and delegates to
 //! [`crate::context`]. A ctx this library did not set up (there should be
-//! none) is passed through to libssl unchanged.
+//! none) is passed through to libssl unchanged. On a libssl release line
+//! the library is not exact on, every export is first of all a plain call
+//! of libssl's own function ([`libssl::passing_through`]).
 
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use std::panic::AssertUnwindSafe;
@@ -39,6 +41,10 @@ pub(crate) fn boundary<R>(fallback: R, body: impl FnOnce() -> R) -> R {
 /// the session: return 1 to keep it, 0 to have it released. NULL clears it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_cb: NewSessionCb) {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.set_new_cb)(ctx, new_session_cb) };
+    }
     boundary((), || {
         // SAFETY: the caller passes a live ctx (or NULL, refused by state_of).
         match unsafe { state_of(ctx) } {
@@ -61,6 +67,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
     ctx: *mut SSL_CTX,
     remove_session_cb: RemoveSessionCb,
 ) {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.set_remove_cb)(ctx, remove_session_cb) };
+    }
     boundary((), || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -79,6 +89,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
 /// reference the callback already owns. NULL clears it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, get_session_cb: GetSessionCb) {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.set_get_cb)(ctx, get_session_cb) };
+    }
     boundary((), || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -94,6 +108,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, get_session_
 /// The new-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_new_cb(ctx: *mut SSL_CTX) -> NewSessionCb {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.get_new_cb)(ctx) };
+    }
     boundary(None, || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -109,6 +127,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_get_new_cb(ctx: *mut SSL_CTX) -> NewSessio
 /// The remove-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> RemoveSessionCb {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.get_remove_cb)(ctx) };
+    }
     boundary(None, || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -124,6 +146,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> Remove
 /// The get-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessionCb {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.get_get_cb)(ctx) };
+    }
     boundary(None, || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -143,6 +169,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessio
 /// libssl's `SSL_CTX_new`; the new ctx's session cache is sesscache's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_new(meth: *const SSL_METHOD) -> *mut SSL_CTX {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_new)(meth) };
+    }
     // SAFETY: same contract as libssl's SSL_CTX_new, which is exactly this.
     unsafe { SSL_CTX_new_ex(std::ptr::null_mut(), std::ptr::null(), meth) }
 }
@@ -154,6 +184,10 @@ pub unsafe extern "C" fn SSL_CTX_new_ex(
     propq: *const c_char,
     meth: *const SSL_METHOD,
 ) -> *mut SSL_CTX {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_new_ex)(libctx, propq, meth) };
+    }
     let Some(real) = libssl::real() else {
         return std::ptr::null_mut();
     };
@@ -178,6 +212,10 @@ pub unsafe extern "C" fn SSL_CTX_ctrl(
     larg: c_long,
     parg: *mut c_void,
 ) -> c_long {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_ctrl)(ctx, cmd, larg, parg) };
+    }
     let ours = boundary(None, || {
         // libssl's own add, parking a session, asks its own table's size
         // and count (see `context::park`).
@@ -208,6 +246,10 @@ pub unsafe extern "C" fn SSL_CTX_add_session(
     ctx: *mut SSL_CTX,
     session: *mut SSL_SESSION,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_add_session)(ctx, session) };
+    }
     boundary(0, || {
         // SAFETY: the caller passes a live session or NULL.
         let Some(sess) = (unsafe { Session::from_ptr(session) }) else {
@@ -233,6 +275,10 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
     ctx: *mut SSL_CTX,
     session: *mut SSL_SESSION,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_remove_session)(ctx, session) };
+    }
     boundary(0, || {
         // SAFETY: live session or NULL.
         let Some(sess) = (unsafe { Session::from_ptr(session) }) else {
@@ -254,6 +300,10 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
 /// `t` is 0, calling the remove callback for each.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long) {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_flush_sessions)(ctx, t) };
+    }
     boundary((), || {
         // SAFETY: live ctx or NULL.
         match unsafe { state_of(ctx) } {
@@ -275,6 +325,10 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
     id: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.has_matching_session_id)(ssl, id, id_len) };
+    }
     boundary(0, || {
         let len = id_len as usize;
         if len > MAX_SESSION_ID_LEN || (id.is_null() && len > 0) {
@@ -307,6 +361,10 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
 /// in expiry order.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.session_set_time)(s, t) };
+    }
     let Some(real) = libssl::real() else { return 0 };
     // SAFETY: arguments as received; libssl checks for NULL.
     let ret = unsafe { (real.session_set_time)(s, t) };
@@ -323,6 +381,10 @@ pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) ->
 /// place in expiry order.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.session_set_timeout)(s, t) };
+    }
     let Some(real) = libssl::real() else { return 0 };
     // SAFETY: arguments as received; libssl checks for NULL and t < 0.
     let ret = unsafe { (real.session_set_timeout)(s, t) };
@@ -345,6 +407,10 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
     s: *mut SSL_SESSION,
     version: c_int,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.session_set_protocol_version)(s, version) };
+    }
     // libssl itself would crash on NULL.
     let (Some(real), false) = (libssl::real(), s.is_null()) else {
         return 0;
@@ -365,6 +431,10 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
 /// session cache and callbacks stay those of the ctx it was created with.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.set_ssl_ctx)(ssl, ctx) };
+    }
     let Some(real) = libssl::real() else {
         return std::ptr::null_mut();
     };
@@ -385,6 +455,10 @@ pub unsafe extern "C" fn SSL_CTX_set_session_id_context(
     sid_ctx: *const c_uchar,
     sid_ctx_len: c_uint,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len) };
+    }
     let Some(real) = libssl::real() else { return 0 };
     if ctx.is_null() {
         return 0;
@@ -410,6 +484,10 @@ pub unsafe extern "C" fn SSL_set_session_id_context(
     sid_ctx: *const c_uchar,
     sid_ctx_len: c_uint,
 ) -> c_int {
+    if let Some(real) = libssl::passing_through() {
+        // SAFETY: arguments as received, to libssl's own function.
+        return unsafe { (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len) };
+    }
     let Some(real) = libssl::real() else { return 0 };
     // SAFETY: live connection or NULL.
     let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {

@@ -1,7 +1,8 @@
 //! sesscache: libssl's server-side session cache, served from Rust.
 //!
 //! Loaded into an OpenSSL 3.0 process (`LD_PRELOAD`, or linked before
-//! `-lssl`), this library exports libssl's session-cache functions under
+//! `-lssl`; any other release line gets libssl's own cache, see
+//! `libssl::serving`), this library exports libssl's session-cache functions under
 //! their own names. Every `SSL_CTX` created from then on keeps its sessions
 //! in a [`cache::SessionCache`] instead of libssl's internal one, and the
 //! application's external-cache callbacks (`SSL_CTX_sess_set_new_cb` and
@@ -19,6 +20,11 @@ mod diag;
 mod ffi;
 mod libssl;
 mod store;
+
+/// libssl's functions the library exports under their own names (for
+/// `tests/exports.rs`).
+#[doc(hidden)]
+pub const INTERPOSED: &[&str] = libssl::INTERPOSED;
 
 /// Checks the consistency of a shm store file whose users are stopped or
 /// gone (for tests: `examples/shm_check.rs`). `size` is its
@@ -56,6 +62,11 @@ extern "C" fn at_load() {
         store::read_environment();
         libssl::not_resumable::read_environment();
         warn_if_bypassed();
+        // Decided now when libssl is already loaded, so that a release
+        // line passed through is said at start-up.
+        if libssl::loaded() {
+            libssl::serving();
+        }
     });
 }
 

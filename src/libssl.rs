@@ -3,8 +3,13 @@
 //! Functions that this library also exports (`SSL_CTX_ctrl`,
 //! `SSL_CTX_remove_session`, …) are reached only through
 //! `dlsym(RTLD_NEXT, …)`: calling them by name would call ourselves. Every
-//! other libssl/libcrypto function is called by name through `openssl-sys`
-//! or the small `extern` block below.
+//! other libssl/libcrypto function is looked up at run time too
+//! ([`sys`]): the library is linked against no libssl, so that it never
+//! brings a second one into a process.
+//!
+//! The running libssl's release line decides whether the library serves
+//! the session cache at all ([`serving`]): only on the lines it reproduces
+//! exactly; on any other, every export is a plain call of libssl's own.
 
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use std::ptr::NonNull;
@@ -15,6 +20,7 @@ use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 use crate::cache::{CachedSession, Expiry, SessionKey, SessionKeyRef};
 
 pub mod not_resumable;
+pub mod sys;
 
 pub type NewSessionFn = unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int;
 pub type RemoveSessionFn = unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION);
@@ -44,24 +50,10 @@ pub type ExDup = unsafe extern "C" fn(
     *mut c_void,
 ) -> c_int;
 
-// libssl/libcrypto 3.0 functions that openssl-sys does not declare, or
-// declares with a signature that does not fit our use.
-unsafe extern "C" {
-    fn SSL_SESSION_is_resumable(s: *const SSL_SESSION) -> c_int;
-    fn SSL_SESSION_has_ticket(s: *const SSL_SESSION) -> c_int;
-    fn SSL_SESSION_get0_id_context(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar;
-    fn SSL_get_options(s: *const SSL) -> u64;
-    fn SSL_is_dtls(s: *const SSL) -> c_int;
-    fn SSL_is_server(s: *const SSL) -> c_int;
-    fn CRYPTO_get_ex_new_index(
-        class_index: c_int,
-        argl: c_long,
-        argp: *mut c_void,
-        new_func: *const c_void,
-        dup_func: Option<ExDup>,
-        free_func: Option<ExFree>,
-    ) -> c_int;
-}
+use sys::{
+    CRYPTO_get_ex_new_index, SSL_SESSION_get0_id_context, SSL_SESSION_has_ticket,
+    SSL_SESSION_is_resumable, SSL_get_options, SSL_is_dtls, SSL_is_server,
+};
 
 const CRYPTO_EX_INDEX_SSL: c_int = 0;
 const CRYPTO_EX_INDEX_SSL_CTX: c_int = 1;
@@ -78,10 +70,16 @@ fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
     NonNull::new(unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) })
 }
 
-/// Declares [`Real`] and its resolution from one list, so a field's type is
-/// written once.
+/// Declares [`Real`], its resolution and [`INTERPOSED`] from one list, so
+/// a field's type is written once.
 macro_rules! real_functions {
     ($($field:ident = $name:literal: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// libssl's functions that this library exports under their own
+        /// names: the same on every release line (on those it is not exact
+        /// on, each passes straight through). `tests/exports.rs` compares
+        /// it with the library's dynamic symbols.
+        pub const INTERPOSED: &[&str] = &[$($name),*];
+
         /// The real libssl entry points that we also export.
         pub struct Real {
             $(pub $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
@@ -124,6 +122,90 @@ real_functions! {
     get_get_cb = "SSL_CTX_sess_get_get_cb": fn(*mut SSL_CTX) -> GetSessionCb;
     ctx_set_sid_ctx = "SSL_CTX_set_session_id_context": fn(*mut SSL_CTX, *const c_uchar, c_uint) -> c_int;
     set_sid_ctx = "SSL_set_session_id_context": fn(*mut SSL, *const c_uchar, c_uint) -> c_int;
+}
+
+/// The libssl release lines (major, minor) whose behaviour the library
+/// reproduces exactly: those the differential tests run against.
+pub const COVERED_RELEASE_LINES: &[(u64, u64)] = &[(3, 0)];
+
+/// Whether the release line of an `OpenSSL_version_num()` value
+/// (`0xMNN00PP0`: major, minor, patch) is one of [`COVERED_RELEASE_LINES`].
+pub fn release_line_covered(version_num: u64) -> bool {
+    COVERED_RELEASE_LINES.contains(&release_line(version_num))
+}
+
+fn release_line(version_num: u64) -> (u64, u64) {
+    (version_num >> 28, (version_num >> 20) & 0xff)
+}
+
+/// "major.minor.patch" of an `OpenSSL_version_num()` value.
+fn version_text(version_num: u64) -> String {
+    let (major, minor) = release_line(version_num);
+    format!("{major}.{minor}.{}", (version_num >> 4) & 0xff)
+}
+
+/// The line said on stderr when the running libssl is not covered.
+fn pass_through_message(version_num: u64) -> String {
+    let seen = format!(
+        "OpenSSL {} ({version_num:#010x})",
+        version_text(version_num)
+    );
+    let covered: Vec<String> = COVERED_RELEASE_LINES
+        .iter()
+        .map(|(major, minor)| format!("{major}.{minor}"))
+        .collect();
+    format!(
+        "sesscache: the running libssl is {seen}, not a release line sesscache is exact on ({}): \
+         every call passes straight through to libssl and its own session cache \
+         (see \"Release lines\" in sesscache's README)",
+        covered.join(", ")
+    )
+}
+
+/// The decision, once libssl is found: serve or pass through.
+static SERVING: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new();
+
+/// Whether the library serves the session cache: the running libssl is of
+/// a covered release line. Decided at the first call that asks once libssl
+/// is loaded; a pass-through is said once on stderr.
+pub fn serving() -> bool {
+    if let Some(&serving) = SERVING.get() {
+        return serving;
+    }
+    // Not decided while libcrypto is not loaded yet (it may come later
+    // through dlopen): until then there is no libssl to serve or pass to.
+    let Some(v) = sys::openssl_version_num() else {
+        return false;
+    };
+    let serving = release_line_covered(v);
+    if SERVING.set(serving).is_ok() {
+        // Called from every export, outside their boundary: saying it must
+        // not unwind into C.
+        let _ = std::panic::catch_unwind(|| say_decision(v, serving));
+    }
+    serving
+}
+
+/// Says a pass-through once on stderr, and in a `SESSCACHE_LOG` file. A
+/// served process says nothing: its cache events in the log show it.
+fn say_decision(v: u64, serving: bool) {
+    if !serving {
+        let message = pass_through_message(v);
+        crate::diag::warn_once_about("release line", &message);
+        crate::diag::log_line_to_file(&message);
+    }
+}
+
+/// Whether a libssl is loaded in the process (after this library).
+pub fn loaded() -> bool {
+    next_symbol(b"SSL_CTX_new\0").is_some()
+}
+
+/// libssl's own functions when every call passes straight through to them
+/// (see [`serving`]); `None` when the library serves the cache.
+#[inline]
+pub fn passing_through() -> Option<&'static Real> {
+    if serving() { None } else { real() }
 }
 
 static REAL: Lazy<Option<Real>> = Lazy::new(|| {
@@ -172,7 +254,7 @@ impl SessionRef {
     pub unsafe fn up_ref(sess: *mut SSL_SESSION) -> Option<SessionRef> {
         let sess = NonNull::new(sess)?;
         // SAFETY: live session per the contract.
-        unsafe { openssl_sys::SSL_SESSION_up_ref(sess.as_ptr()) };
+        unsafe { sys::SSL_SESSION_up_ref(sess.as_ptr()) };
         Some(SessionRef(sess))
     }
 
@@ -204,7 +286,7 @@ impl SessionRef {
 impl Clone for SessionRef {
     fn clone(&self) -> SessionRef {
         // SAFETY: we hold a reference, so the session is alive.
-        unsafe { openssl_sys::SSL_SESSION_up_ref(self.0.as_ptr()) };
+        unsafe { sys::SSL_SESSION_up_ref(self.0.as_ptr()) };
         SessionRef(self.0)
     }
 }
@@ -212,7 +294,7 @@ impl Clone for SessionRef {
 impl Drop for SessionRef {
     fn drop(&mut self) {
         // SAFETY: releases the one reference this value owns.
-        unsafe { openssl_sys::SSL_SESSION_free(self.0.as_ptr()) }
+        unsafe { sys::SSL_SESSION_free(self.0.as_ptr()) }
     }
 }
 
@@ -255,7 +337,7 @@ impl Session {
         let mut len: c_uint = 0;
         // SAFETY: live session; libssl returns a pointer into the session's
         // own ID buffer, which stays valid while the session does.
-        let p = unsafe { openssl_sys::SSL_SESSION_get_id(self.as_ptr(), &mut len) };
+        let p = unsafe { sys::SSL_SESSION_get_id(self.as_ptr(), &mut len) };
         if p.is_null() || len == 0 {
             return f(&[]);
         }
@@ -272,7 +354,7 @@ impl Session {
     #[inline]
     pub fn with_key_ref<R>(self, f: impl FnOnce(SessionKeyRef<'_>) -> R) -> Option<R> {
         // SAFETY: live session.
-        let version = unsafe { openssl_sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
+        let version = unsafe { sys::SSL_SESSION_get_protocol_version(self.as_ptr()) };
         self.with_id(|id| SessionKeyRef::new(version, id).map(f))
     }
 
@@ -296,12 +378,12 @@ impl Session {
     /// The session's DER encoding (`i2d_SSL_SESSION`).
     pub fn to_der(self) -> Option<Vec<u8>> {
         // SAFETY: live session; a NULL output pointer asks for the length.
-        let len = unsafe { openssl_sys::i2d_SSL_SESSION(self.as_ptr(), std::ptr::null_mut()) };
+        let len = unsafe { sys::i2d_SSL_SESSION(self.as_ptr(), std::ptr::null_mut()) };
         let len = usize::try_from(len).ok().filter(|&n| n > 0)?;
         let mut der = vec![0u8; len];
         let mut out = der.as_mut_ptr();
         // SAFETY: `der` has room for exactly the length libssl reported.
-        let written = unsafe { openssl_sys::i2d_SSL_SESSION(self.as_ptr(), &mut out) };
+        let written = unsafe { sys::i2d_SSL_SESSION(self.as_ptr(), &mut out) };
         (usize::try_from(written).ok() == Some(len)).then_some(der)
     }
 
@@ -309,8 +391,8 @@ impl Session {
         // SAFETY: live session.
         let (time, timeout) = unsafe {
             (
-                openssl_sys::SSL_SESSION_get_time(self.as_ptr()),
-                openssl_sys::SSL_SESSION_get_timeout(self.as_ptr()),
+                sys::SSL_SESSION_get_time(self.as_ptr()),
+                sys::SSL_SESSION_get_timeout(self.as_ptr()),
             )
         };
         Expiry::from_time_and_timeout(time, timeout)
@@ -319,7 +401,7 @@ impl Session {
     /// How much early data the session lets a client send (0: none).
     pub fn max_early_data(self) -> u32 {
         // SAFETY: live session.
-        unsafe { openssl_sys::SSL_SESSION_get_max_early_data(self.as_ptr()) }
+        unsafe { sys::SSL_SESSION_get_max_early_data(self.as_ptr()) }
     }
 
     pub fn is_resumable(self) -> bool {
@@ -344,7 +426,7 @@ pub fn session_from_der(der: &[u8]) -> Option<SessionRef> {
     let len = c_long::try_from(der.len()).ok()?;
     let mut p = der.as_ptr();
     // SAFETY: `p` points at `len` readable bytes; libssl advances it.
-    let sess = unsafe { openssl_sys::d2i_SSL_SESSION(std::ptr::null_mut(), &mut p, len) };
+    let sess = unsafe { sys::d2i_SSL_SESSION(std::ptr::null_mut(), &mut p, len) };
     // SAFETY: d2i hands us the one reference of a new session (or NULL).
     let sess = unsafe { SessionRef::adopt(sess) }?;
     // Trailing bytes mean the blob was not one DER session.
@@ -368,7 +450,7 @@ impl Connection {
 
     pub fn version(self) -> c_int {
         // SAFETY: live connection.
-        unsafe { openssl_sys::SSL_version(self.as_ptr()) }
+        unsafe { sys::SSL_version(self.as_ptr()) }
     }
 
     /// libssl's `SSL_IS_TLS13`.
@@ -391,23 +473,23 @@ impl Connection {
 
     pub fn max_early_data(self) -> u32 {
         // SAFETY: live connection.
-        unsafe { openssl_sys::SSL_get_max_early_data(self.as_ptr()) }
+        unsafe { sys::SSL_get_max_early_data(self.as_ptr()) }
     }
 
     /// The `SSL_CTX` the connection currently uses (changes with `SSL_set_SSL_CTX`).
     pub fn current_ctx(self) -> *mut SSL_CTX {
         // SAFETY: live connection.
-        unsafe { openssl_sys::SSL_get_SSL_CTX(self.as_ptr()) }
+        unsafe { sys::SSL_get_SSL_CTX(self.as_ptr()) }
     }
 
     pub fn ex_data(self, idx: c_int) -> *mut c_void {
         // SAFETY: live connection; an unset index reads as NULL.
-        unsafe { openssl_sys::SSL_get_ex_data(self.as_ptr(), idx) }
+        unsafe { sys::SSL_get_ex_data(self.as_ptr(), idx) }
     }
 
     pub fn set_ex_data(self, idx: c_int, data: *mut c_void) -> bool {
         // SAFETY: live connection, index from `new_ssl_index`.
-        unsafe { openssl_sys::SSL_set_ex_data(self.as_ptr(), idx, data) == 1 }
+        unsafe { sys::SSL_set_ex_data(self.as_ptr(), idx, data) == 1 }
     }
 }
 
@@ -447,20 +529,20 @@ pub fn new_ssl_index(dup: ExDup, free: Option<ExFree>) -> Option<c_int> {
 /// `ctx` must be a live `SSL_CTX`.
 pub unsafe fn ctx_ex_data(ctx: *mut SSL_CTX, idx: c_int) -> *mut c_void {
     // SAFETY: live ctx per the contract; unset reads as NULL.
-    unsafe { openssl_sys::SSL_CTX_get_ex_data(ctx, idx) }
+    unsafe { sys::SSL_CTX_get_ex_data(ctx, idx) }
 }
 
 /// # Safety
 /// `ctx` must be a live `SSL_CTX`.
 pub unsafe fn set_ctx_ex_data(ctx: *mut SSL_CTX, idx: c_int, data: *mut c_void) -> bool {
     // SAFETY: live ctx per the contract.
-    unsafe { openssl_sys::SSL_CTX_set_ex_data(ctx, idx, data) == 1 }
+    unsafe { sys::SSL_CTX_set_ex_data(ctx, idx, data) == 1 }
 }
 
 /// A method for the start-up probe ctx.
 pub fn tls_method() -> *const SSL_METHOD {
     // SAFETY: returns a static table.
-    unsafe { openssl_sys::TLS_method() }
+    unsafe { sys::TLS_method() }
 }
 
 /// `time(NULL)`.
@@ -487,4 +569,42 @@ pub fn object_file_of(addr: *const c_void) -> Option<Vec<u8>> {
             .to_bytes()
             .to_vec(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_3_0_is_covered() {
+        assert!(release_line_covered(0x3000_0130)); // 3.0.19
+        assert!(release_line_covered(0x3000_0160)); // 3.0.22
+        assert!(!release_line_covered(0x3010_0000)); // 3.1.0
+        assert!(!release_line_covered(0x3050_0070)); // 3.5.7
+        assert!(!release_line_covered(0x3060_0030)); // 3.6.3
+        assert!(!release_line_covered(0x4000_0020)); // 4.0.2
+        assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
+    }
+
+    #[test]
+    fn the_pass_through_line_names_what_was_seen_and_what_is_covered() {
+        let line = pass_through_message(0x4000_0020);
+        assert!(
+            line.starts_with(
+                "sesscache: the running libssl is OpenSSL 4.0.2 (0x40000020), \
+                 not a release line sesscache is exact on (3.0): "
+            ),
+            "{line}"
+        );
+        assert!(line.contains("Release lines"), "{line}");
+        assert!(!line.contains('\n'));
+        assert_eq!(version_text(0x3050_0070), "3.5.7");
+    }
+
+    #[test]
+    fn the_test_process_libssl_is_served() {
+        // The test binary runs on the machine's libssl, a covered line.
+        let v = sys::openssl_version_num().expect("libcrypto is loaded");
+        assert_eq!(serving(), release_line_covered(v));
+    }
 }

@@ -39,8 +39,9 @@ License: Apache-2.0
 EOF
 
 install -d "$STAGE/DEBIAN"
-# libsesscache.so needs libssl3, libc6 and libgcc-s1 (readelf -d). It has
-# no SONAME, so ldconfig has nothing to do for it: no trigger.
+# libsesscache.so needs libc6 and libgcc-s1 (readelf -d) and finds libssl
+# in the process at run time; libssl3 is the libssl it serves (and the one
+# sesscache.pc's Requires names for linking). It has no SONAME, so ldconfig has nothing to do for it: no trigger.
 cat >"$STAGE/DEBIAN/control" <<EOF
 Package: sesscache
 Version: $VERSION

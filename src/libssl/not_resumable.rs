@@ -34,7 +34,7 @@
 //! does when its own removal sets it under a lock its readers do not take.
 //!
 //! Where it is used, and checked: only on the libssl release lines the
-//! differential tests cover ([`COVERED_RELEASE_LINES`]). The first
+//! differential tests cover ([`super::COVERED_RELEASE_LINES`]). The first
 //! [`CHECKED_STORES`] stores into sessions that were resumable are checked:
 //! the word must read 0 before and `SSL_SESSION_is_resumable()` 0 after.
 //! One that fails ends the direct stores for good (said once on stderr and
@@ -69,20 +69,15 @@ const MAX_OBSERVATIONS: u32 = 64;
 /// Sessions that must name the same word before it is used.
 const CONFIRMATIONS: u32 = 2;
 
-/// The libssl release lines (major, minor) where the flag is written
-/// directly: those the differential tests run against. Anywhere else,
-/// marking stays with libssl.
-const COVERED_RELEASE_LINES: &[(u64, u64)] = &[(3, 0)];
-
 /// Direct stores into resumable sessions checked before the rest go
 /// unchecked.
 const CHECKED_STORES: u32 = 16;
 
-/// Whether the release line of `OpenSSL_version_num()`'s value
-/// (`0xMNN00PP0`: major, minor, patch) is one of [`COVERED_RELEASE_LINES`].
+/// The flag is written directly only on the release lines the
+/// differential tests run against ([`super::COVERED_RELEASE_LINES`]);
+/// anywhere else, marking stays with libssl.
 fn release_line_covered(version_num: u64) -> bool {
-    let line = (version_num >> 28, (version_num >> 20) & 0xff);
-    COVERED_RELEASE_LINES.contains(&line)
+    super::release_line_covered(version_num)
 }
 
 /// `SESSCACHE_NOT_RESUMABLE_MARKING`: whether the flag may be written
@@ -251,8 +246,7 @@ static LEARNER: Lazy<Mutex<Learner>> = Lazy::new(|| {
         );
         false
     });
-    // SAFETY: no arguments; returns a constant of the libcrypto loaded.
-    let version: u64 = unsafe { openssl_sys::OpenSSL_version_num() };
+    let version = super::sys::openssl_version_num().unwrap_or(0);
     if !allowed || !release_line_covered(version) || set("SESSCACHE_TEST_NO_MARKER_CTX") {
         learner.over = true;
         LEARNING_OVER.store(true, Ordering::Relaxed);
@@ -369,7 +363,7 @@ fn window_start(sess: Session) -> Option<usize> {
     // SAFETY: live session; both getters return pointers into the session.
     let (id, sid_ctx) = unsafe {
         (
-            openssl_sys::SSL_SESSION_get_id(sess.as_ptr(), &mut len) as usize,
+            super::sys::SSL_SESSION_get_id(sess.as_ptr(), &mut len) as usize,
             SSL_SESSION_get0_id_context(sess.as_ptr(), &mut len) as usize,
         )
     };

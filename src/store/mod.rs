@@ -507,7 +507,7 @@ impl Remote {
         let mut instance = [0u8; 8];
         // SAFETY: fills our 8-byte buffer; a failure leaves zeros, which
         // only means our own announcements are not recognised as ours.
-        unsafe { openssl_sys::RAND_bytes(instance.as_mut_ptr(), instance.len() as c_int) };
+        unsafe { libssl::sys::RAND_bytes(instance.as_mut_ptr(), instance.len() as c_int) };
         Remote {
             backend,
             keys: keys.into(),
@@ -1034,7 +1034,7 @@ fn load_keys(key_file: &std::path::Path) -> Result<Keyring, String> {
 fn memory_key() -> Result<Keyring, String> {
     let mut bytes = [0u8; 32];
     // SAFETY: fills our 32-byte buffer.
-    let ok = unsafe { openssl_sys::RAND_bytes(bytes.as_mut_ptr(), bytes.len() as c_int) } == 1;
+    let ok = unsafe { libssl::sys::RAND_bytes(bytes.as_mut_ptr(), bytes.len() as c_int) } == 1;
     let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     bytes.fill(0);
     let keys = if ok {

@@ -9,12 +9,9 @@
 use std::ffi::c_int;
 use std::path::Path;
 
-use openssl_sys as crypto;
-
-unsafe extern "C" {
-    /// libcrypto's memory wipe, which the compiler may not optimise away.
-    fn OPENSSL_cleanse(ptr: *mut std::ffi::c_void, len: usize);
-}
+use crate::libssl::sys as crypto;
+// libcrypto's memory wipe, which the compiler may not optimise away.
+use crypto::OPENSSL_cleanse;
 
 const MAGIC: &[u8; 3] = b"SC1";
 const KEY_ID_LEN: usize = 4;

@@ -1,0 +1,133 @@
+//! The built library exports exactly the libssl functions of its list
+//! (`sesscache::INTERPOSED`) and its own `sesscache_*` functions, the
+//! header declares the same, and the library names no libssl or libcrypto
+//! among its NEEDED entries (it finds them at run time, so that a process
+//! on another soname never gets a second libssl).
+//!
+//! Reads the release build beside this test binary
+//! (`target/release/libsesscache.so`): `make test-rust` builds it first.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn library() -> PathBuf {
+    // target/release/deps/exports-<hash> -> target/release
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let lib = dir.join("libsesscache.so");
+    assert!(
+        lib.is_file(),
+        "{} missing: run `cargo build --release` first",
+        lib.display()
+    );
+    lib
+}
+
+fn run(cmd: &str, args: &[&str], lib: &PathBuf) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} failed: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// `sesscache_*` functions declared in include/sesscache.h.
+fn own_functions_in_header() -> BTreeSet<String> {
+    declared_in_header()
+        .into_iter()
+        .filter(|name| name.starts_with("sesscache_"))
+        .collect()
+}
+
+/// Every function name declared in include/sesscache.h.
+fn declared_in_header() -> BTreeSet<String> {
+    let header = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include/sesscache.h"),
+    )
+    .expect("include/sesscache.h");
+    header
+        .lines()
+        .filter(|l| !l.starts_with("typedef") && !l.trim_start().starts_with("//"))
+        .filter_map(|l| {
+            let open = l.find('(')?;
+            let name: String = l[..open]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+#[test]
+fn dynamic_symbols_are_the_list() {
+    let lib = library();
+    let text = run("nm", &["-D", "--defined-only"], &lib);
+    let exported: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(str::to_string)
+        .collect();
+    let mut expected: BTreeSet<String> = sesscache::INTERPOSED
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        expected.len(),
+        sesscache::INTERPOSED.len(),
+        "the list names a function twice"
+    );
+    expected.extend(own_functions_in_header());
+    let missing: Vec<_> = expected.difference(&exported).collect();
+    let extra: Vec<_> = exported.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "exports differ from the list: missing {missing:?}, not in the list {extra:?}"
+    );
+    // Unversioned, so that a reference of any release line's version
+    // (OPENSSL_3.0.0, OPENSSL_4.0.0) binds to them.
+    let versioned = run(
+        "nm",
+        &["-D", "--defined-only", "--with-symbol-versions"],
+        &lib,
+    );
+    assert!(
+        !versioned.contains('@'),
+        "exports carry symbol versions:\n{versioned}"
+    );
+}
+
+#[test]
+fn header_declares_the_list() {
+    let declared = declared_in_header();
+    let libssl_declared: BTreeSet<&str> = declared
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with("sesscache_"))
+        .collect();
+    let listed: BTreeSet<&str> = sesscache::INTERPOSED.iter().copied().collect();
+    assert_eq!(libssl_declared, listed);
+}
+
+#[test]
+fn no_libssl_among_needed() {
+    let dynamic = run("readelf", &["-d"], &library());
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(!needed.is_empty(), "no NEEDED entries read:\n{dynamic}");
+    for line in needed {
+        assert!(
+            !line.contains("libssl") && !line.contains("libcrypto"),
+            "the library is linked against libssl: {line}"
+        );
+    }
+}
