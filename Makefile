@@ -91,9 +91,11 @@ test-loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release --lib loom_tests
 
 # Shared session store (Redis): two preloaded servers, a Redis started and
-# stopped by the script on 127.0.0.1 (needs redis-server).
+# stopped by the script on 127.0.0.1 (needs redis-server); nginx started as
+# root with nobody's workers and the key file root's 0600 (NGINX_STORE=redis).
 test-store: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
+	NGINX_STORE=redis SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 
 # The SESSCACHE_STATS and SESSCACHE_LOG files against planted symlinks,
 # directories others can write to and files of other users.
