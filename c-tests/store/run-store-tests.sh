@@ -619,6 +619,10 @@ if want 8; then
             -extfile redis.ext -out redis.pem
     ) >"$C8/openssl.log" 2>&1 || { say "run-store-tests: cannot make the certificates (see $C8/openssl.log)"; exit 2; }
     (umask 077 && cp "$W/key1" "$C8/key")
+    # What is tested is whether the store lets us in, not how fast a TLS
+    # connection to it answers on a loaded machine: a timeout no refusal
+    # waits for (each is answered at once) and no healthy store exceeds.
+    C8_TIMEOUT_MS=500
     PW_PORT=$(free_port)
     ACL_PORT=$(free_port)
     TLS_PORT=$(free_port)
@@ -644,7 +648,7 @@ if want 8; then
         mkdir -p "$dir"
         local envs=(SESSCACHE_STATS="$dir" SESSCACHE_LOG="$dir/events.log"
             SESSCACHE_STORE="$url" SESSCACHE_STORE_KEY_FILE="$C8/key"
-            SESSCACHE_STORE_TIMEOUT_MS="$TIMEOUT_MS")
+            SESSCACHE_STORE_TIMEOUT_MS="$C8_TIMEOUT_MS")
         [ "$LIB" != none ] && envs+=(LD_PRELOAD="$LIB")
         env "${envs[@]}" "$@" "$SERVER" 0 "$ver" ctxA >"$dir/stdout" 2>"$dir/stderr" &
         SPID[$name]=$!
@@ -672,7 +676,11 @@ if want 8; then
         "$cli" FLUSHALL >/dev/null
         c8_server A "$v" "$d/A" "$url" "$@"
         c8_server B "$v" "$d/B" "$url" "$@"
-        client "$d/client" 200 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2
+        # A pause between connections: the race of the store's write-behind
+        # with a client that comes straight back is case 1's subject (and
+        # Redis may serve a read on one TLS connection before a write that
+        # arrived first on another); here it is whether the credentials work.
+        client "$d/client" 200 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2 --interval-ms 5
         local keys
         keys=$("$cli" DBSIZE)
         stop_all
