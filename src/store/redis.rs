@@ -129,9 +129,7 @@ impl Backend for RedisBackend {
         // One answer before replies go off: a store that refuses us (no or
         // the wrong credentials) refuses this PING, where it would refuse
         // every later write unheard.
-        redis::cmd("PING")
-            .query::<()>(&mut conn)
-            .map_err(failed)?;
+        redis::cmd("PING").query::<()>(&mut conn).map_err(failed)?;
         // Redis answers nothing to this command, nor to any after it on this
         // connection, so nothing ever has to be read back.
         conn.send_packed_command(
