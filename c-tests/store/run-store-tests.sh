@@ -566,11 +566,13 @@ fi
 
 # ---------------------------------------------------------------- case 8
 # The store's own credentials, against redis-servers of this case's own on
-# 127.0.0.1: one with requirepass, one with an ACL user (the default user
-# off), one speaking only TLS (certificates made here, SESSCACHE_STORE_CA_FILE
-# the test CA) with the same ACL user. Through each, A and B (every second connection a new session,
-# so each offered session was made by the other server) resume >= 99% of the
-# offered sessions, Redis holds them, store_status=ok and nothing said. A
+# 127.0.0.1: one with requirepass, one with an ACL user that may use only the
+# keys and the channel under the prefix (the default user off), one speaking
+# only TLS (certificates made here, SESSCACHE_STORE_CA_FILE the test CA) with
+# the same ACL user. Through each, A and B (every second connection a new
+# session, so each offered session was made by the other server) resume
+# >= 99% of the offered sessions, Redis holds them, B resumed some from A's
+# pushes (so the channel works too), store_status=ok and nothing said. A
 # wrong password, a wrong ACL password, no password, a wrong CA: each server
 # says once on stderr that the store does not answer and why, its stats file
 # says store_status=unreachable, every handshake succeeds (100 to A alone
@@ -630,7 +632,8 @@ if want 8; then
     acl_cli() { redis-cli -h 127.0.0.1 -p "$ACL_PORT" --no-auth-warning --user alice --pass alicepw "$@"; }
     tls_cli() { redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$C8/ca.pem" --no-auth-warning --user alice --pass alicepw "$@"; }
     c8_redis pw "$PW_PORT" pw_cli -- --port "$PW_PORT" --requirepass 's3cret pw'
-    printf 'user default off\nuser alice on >alicepw ~* &* +@all\n' >"$C8/users.acl"
+    # alice may use the keys and the channel under the prefix, nothing else
+    printf 'user default off\nuser alice on >alicepw ~sesscache:* &sesscache:* +@all\n' >"$C8/users.acl"
     c8_redis acl "$ACL_PORT" acl_cli -- --port "$ACL_PORT" --aclfile "$C8/users.acl"
     c8_redis tls "$TLS_PORT" tls_cli -- --port 0 --tls-port "$TLS_PORT" \
         --tls-cert-file "$C8/redis.pem" --tls-key-file "$C8/redis.key" \
@@ -684,15 +687,16 @@ if want 8; then
         local keys
         keys=$("$cli" DBSIZE)
         stop_all
-        local r o f sa sb na nb
+        local r o f sa sb na nb pa pb
+        pa=$(counter A store_pool_hits); pb=$(counter B store_pool_hits)
         r=$(field "$d/client" total resumed)
         o=$(field "$d/client" total offered)
         f=$(field "$d/client" total failed)
         sa=$(status_of A); sb=$(status_of B)
         na=$(c8_said_n A); nb=$(c8_said_n B)
         check "8-$label-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && ge_num "$keys" 1 \
-            && [ "$sa" = ok ] && [ "$sb" = ok ] && [ "$na" = 0 ] && [ "$nb" = 0 ] && echo 0 || echo 1)" \
-            "resumed=$r of offered=$o (need >= 99%) failed=$f redis_keys=$keys store_status A=$sa B=$sb; said on stderr: A $na, B $nb lines $(c8_said A)$(c8_said B)$(store_stats A) $(store_stats B)"
+            && [ "$sa" = ok ] && [ "$sb" = ok ] && [ "$na" = 0 ] && [ "$nb" = 0 ] && ge_num "$pb" 1 && echo 0 || echo 1)" \
+            "resumed=$r of offered=$o (need >= 99%) failed=$f redis_keys=$keys store_status A=$sa B=$sb; served by pushes (need some on B): A $pa, B $pb; said on stderr: A $na, B $nb lines $(c8_said A)$(c8_said B)$(store_stats A) $(store_stats B)"
     }
     # c8_bad LABEL VERSION URL CLI [ENV…]: the store refuses us
     c8_bad() {
