@@ -1036,8 +1036,8 @@ fn start_remote() -> Option<&'static Remote> {
             // (a client that comes back at once to another process would
             // miss it), and a process that exits after one connection has
             // stored its session. For the shm store opening costs nothing;
-            // for Redis it is one connection, bounded by the timeout, as a
-            // lookup's first connection is.
+            // for Redis it is a connection and a PING, each bounded by the
+            // timeout, as a lookup's first connection is.
             let _ = remote.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
                 &remote.health,
                 || remote.backend.connect_writer(),
