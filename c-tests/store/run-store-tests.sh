@@ -577,7 +577,9 @@ fi
 # says once on stderr that the store does not answer and why, its stats file
 # says store_status=unreachable, every handshake succeeds (100 to A alone
 # resume from its local cache; 20 to A and B in turn resume nothing) and
-# nothing reaches Redis. A key file readable by group or others (0640,
+# nothing reaches Redis. An ACL user without the channel: the refused
+# subscription said once by each server, sessions still shared through
+# Redis. A key file readable by group or others (0640,
 # 0604): one warning on the stderr of a pre-forked server with two workers
 # (one per stderr, not per process), sessions still shared; 0600: none.
 if want 8; then
@@ -633,7 +635,8 @@ if want 8; then
     tls_cli() { redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$C8/ca.pem" --no-auth-warning --user alice --pass alicepw "$@"; }
     c8_redis pw "$PW_PORT" pw_cli -- --port "$PW_PORT" --requirepass 's3cret pw'
     # alice may use the keys and the channel under the prefix, nothing else
-    printf 'user default off\nuser alice on >alicepw ~sesscache:* &sesscache:* +@all\n' >"$C8/users.acl"
+    # (bob, the keys without the channel, for the case below)
+    printf 'user default off\nuser alice on >alicepw ~sesscache:* &sesscache:* +@all\nuser bob on >bobpw ~sesscache:* +@all\n' >"$C8/users.acl"
     c8_redis acl "$ACL_PORT" acl_cli -- --port "$ACL_PORT" --aclfile "$C8/users.acl"
     c8_redis tls "$TLS_PORT" tls_cli -- --port 0 --tls-port "$TLS_PORT" \
         --tls-cert-file "$C8/redis.pem" --tls-key-file "$C8/redis.key" \
@@ -726,6 +729,21 @@ if want 8; then
         c8_good acl-user "$v" "$ACL_URL" acl_cli
         c8_good tls "$v" "$TLS_URL" tls_cli SESSCACHE_STORE_CA_FILE="$C8/ca.pem"
     done
+    # An ACL user without the channel: the refused subscription is said
+    # once by each server; sessions are still found in Redis.
+    d=$C8/no-channel-1.3
+    acl_cli FLUSHALL >/dev/null
+    c8_server A 1.3 "$d/A" "redis://bob:bobpw@127.0.0.1:$ACL_PORT/0"
+    c8_server B 1.3 "$d/B" "redis://bob:bobpw@127.0.0.1:$ACL_PORT/0"
+    client "$d/client" 200 "${SPORT[A]},${SPORT[B]}" 1.3 --fresh-every 2 --interval-ms 5
+    stop_all
+    r=$(field "$d/client" total resumed)
+    o=$(field "$d/client" total offered)
+    f=$(field "$d/client" total failed)
+    na=$(grep -c 'does not answer (NoPerm' "${SDIR[A]}/stderr" || true)
+    nb=$(grep -c 'does not answer (NoPerm' "${SDIR[B]}/stderr" || true)
+    check "8-acl-user-without-channel-tls1.3" "$([ "$na" = 1 ] && [ "$nb" = 1 ] && [ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
+        "said (need once each): A $na, B $nb '$(grep -m1 'NoPerm' "${SDIR[A]}/stderr" || true)'; resumed=$r of offered=$o (need >= 99%, from Redis) failed=$f $(store_stats B)"
     c8_bad wrong-password 1.2 "redis://:wrong@127.0.0.1:$PW_PORT/0" pw_cli
     c8_bad no-password 1.3 "redis://127.0.0.1:$PW_PORT/0" pw_cli
     c8_bad wrong-acl-password 1.3 "redis://alice:wrong@127.0.0.1:$ACL_PORT/0" acl_cli

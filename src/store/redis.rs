@@ -149,10 +149,13 @@ impl Backend for RedisBackend {
             Ok(c) => c,
             Err(e) => return e,
         };
-        let mut pubsub = conn.as_pubsub();
-        if let Err(e) = pubsub.subscribe(channel) {
+        // Subscribed as a plain command, so that a refusal (an ACL user
+        // without the channel) is an error here; the pub/sub helper's
+        // subscribe discards the server's answer.
+        if let Err(e) = redis::cmd("SUBSCRIBE").arg(channel).exec(&mut conn) {
             return failed(e);
         }
+        let mut pubsub = conn.as_pubsub();
         loop {
             match pubsub.get_message() {
                 Ok(msg) => deliver(msg.get_payload_bytes()),
