@@ -103,10 +103,13 @@ test-loom:
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release --lib loom_tests
 
 # Shared session store (Redis): two preloaded servers, a Redis started and
-# stopped by the script on 127.0.0.1 (needs redis-server); then the peer
-# pool's soak (1M announced sessions, resident memory bounded), run alone.
+# stopped by the script on 127.0.0.1 (needs redis-server); nginx started as
+# root with nobody's workers and the key file root's 0600 (NGINX_STORE=redis);
+# then the peer pool's soak (1M announced sessions, resident memory
+# bounded), run alone.
 test-store: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
+	NGINX_STORE=redis SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 	$(CARGO) test --release --lib -- --ignored --nocapture pool_soak_resident_memory
 
 # The SESSCACHE_STATS and SESSCACHE_LOG files against planted symlinks,

@@ -47,6 +47,19 @@
 # reload; hits + store-hits in the log = resumptions; plain nginx's rate is
 # printed beside, not asserted.
 #
+# NGINX_STORE=redis (make test-store) runs the cases redis-2w and redis-4w:
+# the same, against a redis-server this script starts on 127.0.0.1 (free
+# port), with nginx started as root and its workers running as nobody (the
+# script must run as root), and the store's key file the README's way: root's,
+# mode 0600, in a directory only root may enter. Also required: the workers
+# are nobody's, Redis holds sessions afterwards. Then redis-unusable-*: the
+# key file missing, a directory, or a key of the wrong length (nobody, not
+# even the master, can use it): nginx's error log says "the store is not
+# used" with the reason (once), each stats file says store_status=unusable,
+# every handshake succeeds (the local cache only; its rate is printed); the
+# store timeout is NGINX_STORE_TIMEOUT_MS (default 1000: what is tested is
+# the workers' use of the store, not its latency on a loaded machine).
+#
 # Prints one PASS/FAIL line per case and protocol, then "N passed, M failed";
 # exits non-zero on any failure. Environment: SESSCACHE_LIB (default
 # target/release/libsesscache.so), NGINX (default: nginx on PATH, else
@@ -61,7 +74,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     -n) shift; CONNECTIONS="$1" ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,67p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -91,6 +104,10 @@ stop_master_hard() {
 
 cleanup() {
     stop_master_hard
+    if [ -n "$REDIS_PID" ]; then
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
     if [ "$KEEP" = 1 ]; then
         echo "run-nginx-tests: kept $TMP" >&2
     else
@@ -102,10 +119,42 @@ trap 'exit 130' INT TERM
 
 make_cert "$TMP"
 
+# NGINX_STORE=redis: a redis-server of our own, a key file only root reads,
+# stats directories the workers (nobody) may add files to.
+REDIS_PID=""
+REDIS_PORT=""
+STORE_ENV=()
+if [ "${NGINX_STORE:-}" = redis ]; then
+    [ "$(id -u)" = 0 ] || die "NGINX_STORE=redis needs root (nginx's workers drop to nobody)"
+    command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+    REDIS_PORT="$("$CLIENT" --free-port)"
+    redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --daemonize no --protected-mode yes >"$TMP/redis.log" 2>&1 </dev/null &
+    REDIS_PID=$!
+    for i in $(seq 100); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] && break
+        sleep 0.05
+    done
+    [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
+        || die "redis-server did not start (see $TMP/redis.log)"
+    mkdir -m 0700 "$TMP/keys"
+    (umask 077 && openssl rand -hex 32 >"$TMP/keys/sesscache.keys")
+    chmod 600 "$TMP/keys/sesscache.keys"
+    # A generous timeout: what is tested is the workers' use of the store,
+    # not its latency on a loaded machine.
+    STORE_ENV=(SESSCACHE_STORE="redis://127.0.0.1:$REDIS_PORT/0" SESSCACHE_STORE_KEY_FILE="$TMP/keys/sesscache.keys"
+        SESSCACHE_STORE_TIMEOUT_MS="${NGINX_STORE_TIMEOUT_MS:-1000}")
+elif [ -n "${NGINX_STORE:-}" ]; then
+    STORE_ENV=(SESSCACHE_STORE="$NGINX_STORE")
+fi
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
 # write_conf DIR PORT WORKERS PROTOCOL CACHE
 write_conf() {
     local dir="$1" port="$2" workers="$3" proto="$4" cache="$5" user=""
     [ "$(id -u)" = 0 ] && user="user root;"
+    # The README's setting: a root master whose workers are unprivileged.
+    [ "${NGINX_STORE:-}" = redis ] && user="user nobody nogroup;"
     mkdir -p "$dir/tmp"
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
@@ -148,8 +197,11 @@ start_nginx() {
     MASTER_DIR="$dir"
     if [ "$preload" = 1 ]; then
         mkdir -p "$dir/stats"
+        # Workers that are nobody's write their stats files into a sticky
+        # directory of root's.
+        [ "${NGINX_STORE:-}" != redis ] || chmod 1777 "$dir/stats"
         env LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" SESSCACHE_STATS="$dir/stats" \
-            ${NGINX_STORE:+SESSCACHE_STORE="$NGINX_STORE"} "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+            "${STORE_ENV[@]}" ${KEY_FILE:+SESSCACHE_STORE_KEY_FILE="$KEY_FILE"} "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
             >"$dir/stdout" 2>"$dir/stderr" </dev/null &
     else
         env -u LD_PRELOAD -u SESSCACHE_LOG -u SESSCACHE_STATS \
@@ -238,7 +290,7 @@ check_rates() {
         at_least "$rsame" "$same" 99 || echo "same-worker resumption $rsame/$same < 99%" ;;
     off)
         [ "$resumed" = 0 ] || echo "$resumed resumptions with the cache off" ;;
-    shm-*)
+    shm-*|redis-*)
         [ "$mode" = plain ] || at_least "$resumed" "$((n - 1))" 99 || echo "resumption $resumed/$n < 99%" ;;
     *)
         at_least "$resumed" "$((n - 1))" 99 || echo "resumption $resumed/$n < 99%" ;;
@@ -265,7 +317,7 @@ check_log() {
         [ "$((hits + cbhits))" = "$resumed" ] || echo "log: $hits hits + $cbhits callback hits for $resumed resumptions"
         [ "$(count hit "$log" "$workers")" = "$hits" ] || echo "log: hits from pids ($hp) not all workers ($workers)"
         [ "$hits" -gt 0 ] || echo "log: no hit in our cache" ;;
-    shm-*)
+    shm-*|redis-*)
         local shits
         shits="$(count store-hit "$log")"
         [ "$((hits + shits))" = "$resumed" ] || echo "log: $hits hits + $shits store hits for $resumed resumptions"
@@ -274,6 +326,17 @@ check_log() {
         [ "$hits" = 0 ] && [ "$cbhits" = 0 ] && [ "$adds" = 0 ] \
             || echo "log: cache off but hits $hits, callback hits $cbhits, adds $adds" ;;
     esac
+}
+
+# not_nobody PIDS: prints each of PIDS whose real or effective uid is not
+# nobody's.
+not_nobody() {
+    local pid nobody uids
+    nobody="$(id -u nobody)"
+    for pid in $1; do
+        uids="$(awk '$1 == "Uid:" { print $2 " " $3 }' "/proc/$pid/status" 2>/dev/null)"
+        [ "$uids" = "$nobody $nobody" ] || echo "worker $pid runs as uid ($uids), not nobody"
+    done
 }
 
 PASSED=0
@@ -296,8 +359,15 @@ run_case() {
         workers_before="$(children_of "$MASTER")"
         # The library is mapped into every worker exactly when preloaded.
         add_problems "$mode" < <(mapping_problems "$mode" "$workers_before")
+        [ -z "$REDIS_PID" ] || { rcli FLUSHALL >/dev/null; add_problems "$mode" < <(not_nobody "$workers_before"); }
         line="$("$CLIENT" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
             || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
+        if [ -n "$REDIS_PID" ] && [ "$mode" = lib ]; then
+            local stored
+            stored="$(rcli DBSIZE)"
+            evidence="$stored sessions in Redis; "
+            [ "$stored" -gt 0 ] || problems+="; lib: nothing written to Redis"
+        fi
         workers_after="$(children_of "$MASTER")"
         [ "$workers_before" = "$workers_after" ] \
             || problems+="; $mode: workers changed ($workers_before -> $workers_after)"
@@ -308,7 +378,7 @@ run_case() {
             lib_line="$line"
             log="$dir/sesscache.log"
             add_problems lib < <(check_log "$case" "$log" "$workers_before" "$(field resumed "$line")")
-            evidence="sesscache log (workers $workers_before): $(events "$log"); pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
+            evidence+="sesscache log (workers $workers_before): $(events "$log"); pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
             # Reload with sessions cached, then a short pass on the new workers.
             [ ! -f "$log" ] || cp "$log" "$dir/sesscache.before-reload.log"
             [ "$case" = off ] || add_problems stats < <(check_stats "$dir" "$workers_before")
@@ -356,8 +426,64 @@ run_case() {
     fi
 }
 
+# run_unusable KIND PROTO(1.2|1.3): nginx preloaded with a key file no
+# process can use (KIND: missing, directory, short); builtin:1000, 2 workers.
+run_unusable() {
+    local kind="$1" ver="$2" dir port line problems="" status n resumed said stats bad=""
+    dir="$TMP/redis-unusable-$kind-tls$ver"
+    mkdir -p "$dir"
+    case "$kind" in
+    missing) KEY_FILE="$TMP/keys/absent.keys" ;;
+    directory) KEY_FILE="$TMP/keys/dir.keys"; mkdir -p "$KEY_FILE" ;;
+    short) KEY_FILE="$TMP/keys/short.keys"; (umask 077 && openssl rand -hex 16 >"$KEY_FILE") ;;
+    esac
+    port="$("$CLIENT" --free-port)"
+    write_conf "$dir" "$port" 2 "TLSv$ver" "builtin:1000"
+    rcli FLUSHALL >/dev/null
+    if start_nginx "$dir" "$port" 2 1; then
+        line="$("$CLIENT" "$port" "$ver" 100 2>"$dir/client.err")" \
+            || problems+="; client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
+        [ "$(field failed "$line")" = 0 ] || problems+="; client failures"
+        [ "$(rcli DBSIZE)" = 0 ] || problems+="; sessions in Redis with an unusable key file"
+        stop_nginx
+        status=$?
+        [ "$status" = 0 ] || problems+="; nginx quit with status $status"
+    else
+        problems+="; nginx did not start"
+        stop_master_hard
+    fi
+    KEY_FILE=""
+    said="$(grep -m1 'the store is not used' "$dir/error.log" 2>/dev/null)"
+    [ -n "$said" ] || problems+="; nothing in nginx's error log (stderr: $(grep -m1 sesscache "$dir/stderr" 2>/dev/null))"
+    [ "$(grep -c 'the store is not used' "$dir/error.log" 2>/dev/null)" -le 1 ] || problems+="; said more than once in the error log"
+    stats="$(ls "$dir"/stats/sesscache.*.stats 2>/dev/null | wc -l)"
+    [ "$stats" -gt 0 ] || problems+="; no stats file"
+    for f in "$dir"/stats/sesscache.*.stats; do
+        [ -f "$f" ] || continue
+        grep -q '^store_status=unusable: ' "$f" || bad+=" ${f##*/}"
+    done
+    [ -z "$bad" ] || problems+="; store_status not unusable in$bad"
+    add_problems "error log" < <(grep -E '\[(alert|emerg|crit)\]|exited on signal' "$dir/error.log" 2>/dev/null | head -5)
+    n="$(field of "$line")"; resumed="$(field resumed "$line")"
+    local title="redis-unusable-$kind TLSv$ver (key file $kind, builtin:1000, 2 workers)"
+    local found="error log: ${said:-none}; $stats stats files; local cache only: $resumed/$n resumed"
+    if [ -z "$problems" ]; then
+        PASSED=$((PASSED + 1)); echo "PASS $title: $found"
+    else
+        FAILED=$((FAILED + 1)); echo "FAIL $title: $found$problems"
+    fi
+}
+
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $CONNECTIONS connections per run, library $LIB"
+[ -z "$REDIS_PID" ] || echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT; key file $(stat -c '%U %a' "$TMP/keys/sesscache.keys") in a directory of mode $(stat -c %a "$TMP/keys"); workers run as nobody"
+KEY_FILE=""
 for ver in 1.2 1.3; do
+    if [ "${NGINX_STORE:-}" = redis ]; then
+        run_case redis-2w 2 "builtin:1000" "$ver"
+        run_case redis-4w 4 "builtin:1000" "$ver"
+        for kind in missing directory short; do run_unusable "$kind" "$ver"; done
+        continue
+    fi
     if [ -n "${NGINX_STORE:-}" ]; then
         run_case shm-2w 2 "builtin:1000" "$ver"
         run_case shm-4w 4 "builtin:1000" "$ver"

@@ -12,7 +12,7 @@
 #   STORE_TEST_DIR          build/work directory (default target/store-tests)
 #   STORE_TEST_TIMEOUT_MS   SESSCACHE_STORE_TIMEOUT_MS for the servers (default 20)
 #   STORE_TEST_MARGIN_MS    allowed handshake time above the timeout (default 200)
-#   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 7 (default all)
+#   STORE_TEST_CASES        space-separated subset of: 0 1 2 3 4 5 6 7 8 (default all)
 #   STORE_TEST_GAP_MS       pause between connections in case 1 (default 0: the
 #                           next connection follows within a millisecond, so
 #                           the store's write-behind races the client)
@@ -28,7 +28,7 @@ LIB_ORIG=
 OUT=${STORE_TEST_DIR:-$ROOT/target/store-tests}
 TIMEOUT_MS=${STORE_TEST_TIMEOUT_MS:-20}
 MARGIN_MS=${STORE_TEST_MARGIN_MS:-200}
-CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6 7}
+CASES=${STORE_TEST_CASES:-0 1 2 3 4 5 6 7 8}
 GAP_MS=${STORE_TEST_GAP_MS:-0}
 PREFIX=sesscache:
 CC=${CC:-cc}
@@ -645,6 +645,228 @@ if want 7; then
     pool=$(counter B store_pool_hits)
     check "7-no-early-data-unaffected" "$([ "$r" -ge 396 ] && [ "$f" = 0 ] && ge_num "$pool" 1 && echo 0 || echo 1)" \
         "servers without early data, A,B alternating: resumed=$r of 400 (need >= 396) failed=$f B store_pool_hits=$pool (need >= 1) $(store_stats A) $(store_stats B)"
+fi
+
+# ---------------------------------------------------------------- case 8
+# The store's own credentials, against redis-servers of this case's own on
+# 127.0.0.1: one with requirepass, one with an ACL user that may use only the
+# keys and the channel under the prefix (the default user off), one speaking
+# only TLS (certificates made here, SESSCACHE_STORE_CA_FILE the test CA) with
+# the same ACL user. Through each, A and B (every second connection a new
+# session, so each offered session was made by the other server) resume
+# >= 99% of the offered sessions, Redis holds them, B resumed some from A's
+# pushes (so the channel works too), store_status=ok and nothing said. A
+# wrong password, a wrong ACL password, no password, a wrong CA: each server
+# says once on stderr that the store does not answer and why, its stats file
+# says store_status=unreachable, every handshake succeeds (100 to A alone
+# resume from its local cache; 20 to A and B in turn resume nothing) and
+# nothing reaches Redis. An ACL user without the channel: the refused
+# subscription said once by each server, sessions still shared through
+# Redis. A key file readable by group or others (0640,
+# 0604): one warning on the stderr of a pre-forked server with two workers
+# (one per stderr, not per process), sessions still shared; 0600: none.
+if want 8; then
+    C8=$W/c8
+    mkdir -p "$C8"
+    declare -A C8_REDIS=()
+    c8_cleanup() {
+        local pid
+        for pid in "${C8_REDIS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    }
+    trap 'c8_cleanup; cleanup' EXIT
+    # c8_redis NAME PORT PING-CMD… -- SERVER-ARGS…: start one and wait for PONG
+    c8_redis() {
+        local name=$1 port=$2 i
+        shift 2
+        local ping=()
+        while [ "$1" != -- ]; do ping+=("$1"); shift; done
+        shift
+        redis-server --save '' --appendonly no --bind 127.0.0.1 --daemonize no \
+            --protected-mode yes "$@" >>"$C8/redis-$name.log" 2>&1 </dev/null &
+        C8_REDIS[$name]=$!
+        for i in $(seq 1 100); do
+            [ "$("${ping[@]}" PING 2>/dev/null)" = PONG ] && return 0
+            sleep 0.05
+        done
+        say "run-store-tests: redis-server $name did not start (see $C8/redis-$name.log)"
+        exit 2
+    }
+    # certificates: a test CA and a server certificate for IP 127.0.0.1;
+    # another CA that signed nothing here
+    (
+        cd "$C8"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=sesscache-test-ca -keyout ca.key -out ca.pem
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=sesscache-other-ca -keyout other-ca.key -out other-ca.pem
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj /CN=127.0.0.1 -keyout redis.key -out redis.csr
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' >redis.ext
+        openssl x509 -req -in redis.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile redis.ext -out redis.pem
+    ) >"$C8/openssl.log" 2>&1 || { say "run-store-tests: cannot make the certificates (see $C8/openssl.log)"; exit 2; }
+    (umask 077 && cp "$W/key1" "$C8/key")
+    # What is tested is whether the store lets us in, not how fast a TLS
+    # connection to it answers on a loaded machine: a timeout no refusal
+    # waits for (each is answered at once) and no healthy store exceeds.
+    C8_TIMEOUT_MS=500
+    PW_PORT=$(free_port)
+    ACL_PORT=$(free_port)
+    TLS_PORT=$(free_port)
+    pw_cli() { redis-cli -h 127.0.0.1 -p "$PW_PORT" --no-auth-warning -a 's3cret pw' "$@"; }
+    acl_cli() { redis-cli -h 127.0.0.1 -p "$ACL_PORT" --no-auth-warning --user alice --pass alicepw "$@"; }
+    tls_cli() { redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$C8/ca.pem" --no-auth-warning --user alice --pass alicepw "$@"; }
+    c8_redis pw "$PW_PORT" pw_cli -- --port "$PW_PORT" --requirepass 's3cret pw'
+    # alice may use the keys and the channel under the prefix, nothing else
+    # (bob, the keys without the channel, for the case below)
+    printf 'user default off\nuser alice on >alicepw ~sesscache:* &sesscache:* +@all\nuser bob on >bobpw ~sesscache:* +@all\n' >"$C8/users.acl"
+    c8_redis acl "$ACL_PORT" acl_cli -- --port "$ACL_PORT" --aclfile "$C8/users.acl"
+    c8_redis tls "$TLS_PORT" tls_cli -- --port 0 --tls-port "$TLS_PORT" \
+        --tls-cert-file "$C8/redis.pem" --tls-key-file "$C8/redis.key" \
+        --tls-ca-cert-file "$C8/ca.pem" --tls-auth-clients no --aclfile "$C8/users.acl"
+    # the password travels in the URL, percent-encoded ("s3cret pw")
+    PW_URL="redis://:s3cret%20pw@127.0.0.1:$PW_PORT/0"
+    ACL_URL="redis://alice:alicepw@127.0.0.1:$ACL_PORT/0"
+    TLS_URL="rediss://alice:alicepw@127.0.0.1:$TLS_PORT/0"
+
+    # c8_server NAME VERSION DIR URL [ENV…]: like start_server, with this
+    # store URL and extra environment
+    c8_server() {
+        local name=$1 ver=$2 dir=$3 url=$4 i port=
+        shift 4
+        mkdir -p "$dir"
+        local envs=(SESSCACHE_STATS="$dir" SESSCACHE_LOG="$dir/events.log"
+            SESSCACHE_STORE="$url" SESSCACHE_STORE_KEY_FILE="$C8/key"
+            SESSCACHE_STORE_TIMEOUT_MS="$C8_TIMEOUT_MS")
+        [ "$LIB" != none ] && envs+=(LD_PRELOAD="$LIB")
+        env "${envs[@]}" "$@" "$SERVER" 0 "$ver" ctxA >"$dir/stdout" 2>"$dir/stderr" &
+        SPID[$name]=$!
+        SDIR[$name]=$dir
+        for i in $(seq 1 100); do
+            port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$dir/stdout" 2>/dev/null || true)
+            [ -n "$port" ] && break
+            kill -0 "${SPID[$name]}" 2>/dev/null || break
+            sleep 0.05
+        done
+        if [ -z "$port" ]; then
+            say "run-store-tests: server $name did not start:"; cat "$dir/stderr"; exit 2
+        fi
+        SPORT[$name]=$port
+    }
+    # the library's lines on a server's stderr, in one phrase
+    c8_said() { grep -E '^sesscache(\[[0-9]+\])?:' "${SDIR[$1]}/stderr" | head -3 | tr '\n' ' ' || true; }
+    c8_said_n() { grep -cE '^sesscache(\[[0-9]+\])?:' "${SDIR[$1]}/stderr" || true; }
+    status_of() { local s; s=$(counter "$1" store_status); echo "${s%%:*}"; }
+
+    # c8_good LABEL VERSION URL CLI [ENV…]: sessions shared through that store
+    c8_good() {
+        local label=$1 v=$2 url=$3 cli=$4 d=$C8/$1-$2
+        shift 4
+        "$cli" FLUSHALL >/dev/null
+        c8_server A "$v" "$d/A" "$url" "$@"
+        c8_server B "$v" "$d/B" "$url" "$@"
+        # A pause between connections: the race of the store's write-behind
+        # with a client that comes straight back is case 1's subject (and
+        # Redis may serve a read on one TLS connection before a write that
+        # arrived first on another); here it is whether the credentials work.
+        client "$d/client" 200 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2 --interval-ms 5
+        local keys
+        keys=$("$cli" DBSIZE)
+        stop_all
+        local r o f sa sb na nb pa pb
+        pa=$(counter A store_pool_hits); pb=$(counter B store_pool_hits)
+        r=$(field "$d/client" total resumed)
+        o=$(field "$d/client" total offered)
+        f=$(field "$d/client" total failed)
+        sa=$(status_of A); sb=$(status_of B)
+        na=$(c8_said_n A); nb=$(c8_said_n B)
+        check "8-$label-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && ge_num "$keys" 1 \
+            && [ "$sa" = ok ] && [ "$sb" = ok ] && [ "$na" = 0 ] && [ "$nb" = 0 ] && ge_num "$pb" 1 && echo 0 || echo 1)" \
+            "resumed=$r of offered=$o (need >= 99%) failed=$f redis_keys=$keys store_status A=$sa B=$sb; served by pushes (need some on B): A $pa, B $pb; said on stderr: A $na, B $nb lines $(c8_said A)$(c8_said B)$(store_stats A) $(store_stats B)"
+    }
+    # c8_bad LABEL VERSION URL CLI [ENV…]: the store refuses us
+    c8_bad() {
+        local label=$1 v=$2 url=$3 cli=$4 d=$C8/$1-$2
+        shift 4
+        "$cli" FLUSHALL >/dev/null
+        c8_server A "$v" "$d/A" "$url" "$@"
+        c8_server B "$v" "$d/B" "$url" "$@"
+        client "$d/local" 100 "${SPORT[A]}" "$v"
+        client "$d/cross" 20 "${SPORT[A]},${SPORT[B]}" "$v"
+        local keys
+        keys=$("$cli" DBSIZE)
+        stop_all
+        local rl fl rc fc mx sa said n
+        rl=$(field "$d/local" total resumed); fl=$(field "$d/local" total failed)
+        rc=$(field "$d/cross" total resumed); fc=$(field "$d/cross" total failed)
+        mx=$(field "$d/local" total max_ms)
+        sa=$(counter A store_status)
+        said=$(grep -m1 'the store does not answer' "${SDIR[A]}/stderr" || true)
+        n=$(grep -c 'the store does not answer' "${SDIR[A]}/stderr" || true)
+        check "8-$label-tls$v" "$([ "$n" = 1 ] && [[ $sa == unreachable:* ]] && [ "$keys" = 0 ] \
+            && [ "$fl" = 0 ] && [ "$fc" = 0 ] && ge_num "$rl" 99 && [ "$rc" = 0 ] && echo 0 || echo 1)" \
+            "A said ${n}x: '${said:-<nothing>}'; A store_status='$sa'; local: resumed=$rl of 100 (need >= 99) failed=$fl max_ms=$mx; A/B in turn: resumed=$rc of 20 (need 0) failed=$fc; redis_keys=$keys"
+    }
+    for v in 1.2 1.3; do
+        c8_good requirepass "$v" "$PW_URL" pw_cli
+        c8_good acl-user "$v" "$ACL_URL" acl_cli
+        c8_good tls "$v" "$TLS_URL" tls_cli SESSCACHE_STORE_CA_FILE="$C8/ca.pem"
+    done
+    # An ACL user without the channel: the refused subscription is said
+    # once by each server; sessions are still found in Redis.
+    d=$C8/no-channel-1.3
+    acl_cli FLUSHALL >/dev/null
+    c8_server A 1.3 "$d/A" "redis://bob:bobpw@127.0.0.1:$ACL_PORT/0"
+    c8_server B 1.3 "$d/B" "redis://bob:bobpw@127.0.0.1:$ACL_PORT/0"
+    client "$d/client" 200 "${SPORT[A]},${SPORT[B]}" 1.3 --fresh-every 2 --interval-ms 5
+    stop_all
+    r=$(field "$d/client" total resumed)
+    o=$(field "$d/client" total offered)
+    f=$(field "$d/client" total failed)
+    na=$(grep -c 'does not answer (NoPerm' "${SDIR[A]}/stderr" || true)
+    nb=$(grep -c 'does not answer (NoPerm' "${SDIR[B]}/stderr" || true)
+    check "8-acl-user-without-channel-tls1.3" "$([ "$na" = 1 ] && [ "$nb" = 1 ] && [ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
+        "said (need once each): A $na, B $nb '$(grep -m1 'NoPerm' "${SDIR[A]}/stderr" || true)'; resumed=$r of offered=$o (need >= 99%, from Redis) failed=$f $(store_stats B)"
+    c8_bad wrong-password 1.2 "redis://:wrong@127.0.0.1:$PW_PORT/0" pw_cli
+    c8_bad no-password 1.3 "redis://127.0.0.1:$PW_PORT/0" pw_cli
+    c8_bad wrong-acl-password 1.3 "redis://alice:wrong@127.0.0.1:$ACL_PORT/0" acl_cli
+    c8_bad wrong-ca 1.2 "$TLS_URL" tls_cli SESSCACHE_STORE_CA_FILE="$C8/other-ca.pem"
+    c8_bad wrong-ca 1.3 "$TLS_URL" tls_cli SESSCACHE_STORE_CA_FILE="$C8/other-ca.pem"
+
+    # key file permissions, on a server pre-forked into two workers
+    for mode in 600 640 604; do
+        d=$C8/key-$mode
+        mkdir -p "$d"
+        cp "$W/key1" "$d/keys"
+        chmod "$mode" "$d/keys"
+        rcli FLUSHALL >/dev/null
+        mkdir -p "$d/A"
+        envs=(SESSCACHE_STATS="$d/A" SESSCACHE_STORE="redis://127.0.0.1:$REDIS_PORT/0"
+            SESSCACHE_STORE_KEY_FILE="$d/keys" SESSCACHE_STORE_TIMEOUT_MS="$TIMEOUT_MS" STORE_SERVER_PROCS=2)
+        [ "$LIB" != none ] && envs+=(LD_PRELOAD="$LIB")
+        env "${envs[@]}" "$SERVER" 0 1.2 ctxA >"$d/A/stdout" 2>"$d/A/stderr" &
+        SPID[A]=$!
+        SDIR[A]=$d/A
+        port=
+        for i in $(seq 1 100); do
+            port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$d/A/stdout" 2>/dev/null || true)
+            [ -n "$port" ] && break
+            sleep 0.05
+        done
+        [ -n "$port" ] || { say "run-store-tests: pre-forked server did not start:"; cat "$d/A/stderr"; exit 2; }
+        client "$d/client" 100 "$port" 1.2 --fresh-every 2
+        keys=$(rcli DBSIZE)
+        stop_all
+        n=$(grep -c 'key file .* is accessible by group or others' "$d/A/stderr" || true)
+        line=$(grep -m1 'key file .* is accessible by group or others' "$d/A/stderr" || true)
+        r=$(field "$d/client" total resumed)
+        o=$(field "$d/client" total offered)
+        f=$(field "$d/client" total failed)
+        want_n=1
+        [ "$mode" = 600 ] && want_n=0
+        check "8-key-file-$mode" "$([ "$n" = "$want_n" ] && [ "$f" = 0 ] && ge_num "$keys" 1 && [ -n "$r" ] && ok "$r >= 0.99 * $o" && echo 0 || echo 1)" \
+            "warnings on the stderr of the master and its 2 workers: $n (need $want_n) '${line:-}'; resumed=$r of offered=$o failed=$f redis_keys=$keys"
+    done
 fi
 
 say "$PASSED passed, $FAILED failed"

@@ -1144,17 +1144,19 @@ fn start_remote() -> Option<&'static Remote> {
         Ok(_) => {
             // SAFETY: just published; lives for the rest of the process.
             let remote: &'static Remote = unsafe { &*fresh };
-            if is_shm() {
-                // Opening the mapping's writer costs nothing, and with it
-                // open a change is made by the thread that makes it: a
-                // process that exits after one connection has stored its
-                // session by then.
-                let _ = remote.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
-                    &remote.health,
-                    || remote.backend.connect_writer(),
-                    |_| Ok(()),
-                );
-            }
+            // With the writer open, a change is sent by the thread that
+            // makes it: this process's first session is in the store before
+            // its handshake ends, not after the writer thread has connected
+            // (a client that comes back at once to another process would
+            // miss it), and a process that exits after one connection has
+            // stored its session. For the shm store opening costs nothing;
+            // for Redis it is a connection and a PING, each bounded by the
+            // timeout, as a lookup's first connection is.
+            let _ = remote.writer.lock().unwrap_or_else(|e| e.into_inner()).run(
+                &remote.health,
+                || remote.backend.connect_writer(),
+                |_| Ok(()),
+            );
             remote.start();
             Some(remote)
         }

@@ -126,6 +126,10 @@ impl Backend for RedisBackend {
 
     fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError> {
         let mut conn = self.open(self.timeout)?;
+        // One answer before replies go off: a store that refuses us (no or
+        // the wrong credentials) refuses this PING, where it would refuse
+        // every later write unheard.
+        redis::cmd("PING").query::<()>(&mut conn).map_err(failed)?;
         // Redis answers nothing to this command, nor to any after it on this
         // connection, so nothing ever has to be read back.
         conn.send_packed_command(
@@ -145,10 +149,13 @@ impl Backend for RedisBackend {
             Ok(c) => c,
             Err(e) => return e,
         };
-        let mut pubsub = conn.as_pubsub();
-        if let Err(e) = pubsub.subscribe(channel) {
+        // Subscribed as a plain command, so that a refusal (an ACL user
+        // without the channel) is an error here; the pub/sub helper's
+        // subscribe discards the server's answer.
+        if let Err(e) = redis::cmd("SUBSCRIBE").arg(channel).exec(&mut conn) {
             return failed(e);
         }
+        let mut pubsub = conn.as_pubsub();
         loop {
             match pubsub.get_message() {
                 Ok(msg) => deliver(msg.get_payload_bytes()),
