@@ -9,7 +9,7 @@
 #
 # Environment: SESSCACHE_LIB (default target/release/libsesscache.so),
 # SHM_TEST_DIR (default target/shm-tests), SHM_TEST_CASES (subset of:
-# prefork fork join removal early faults hostile tmpfs soak; default all but
+# prefork fork join removal early faults oversize hostile tmpfs soak; default all but
 # early, whose single-use rule the library does not have yet),
 # SHM_SOAK_SECONDS (default 30).
 #
@@ -20,7 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LIB=${SESSCACHE_LIB:-$ROOT/target/release/libsesscache.so}
 OUT=${SHM_TEST_DIR:-$ROOT/target/shm-tests}
-CASES=${SHM_TEST_CASES:-prefork fork join removal faults hostile tmpfs soak}
+CASES=${SHM_TEST_CASES:-prefork fork join removal faults oversize hostile tmpfs soak}
 SOAK_SECONDS=${SHM_SOAK_SECONDS:-30}
 CC=${CC:-cc}
 SMALL=$((256 * 1024)) # SESSCACHE_STORE_SIZE of one shard: every key shares one lock
@@ -326,6 +326,45 @@ if want faults; then
     chk=$(checker "$f")
     check fault-fill "$([ "$fl" = 0 ] && [ "$ev" -ge 1000 ] && ok "$r >= 0.99 * $o" && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
         "3000 handshakes into 64 slots: failed=$fl evictions=$ev (need >= 1000); then resumed=$r of offered=$o cross-server; $(store_stats A) $(store_stats B); check: $chk"
+fi
+
+# ------------------------------------------------------------ oversize
+# Sessions larger than a slot (STORE_SERVER_SESSION_PAD attaches 4000 bytes
+# of ticket application data to each) stay local: two servers on one file,
+# a client returning to the same server resumes, one returning to the other
+# server does not (the session never reached the store), store_oversize
+# counts them (stats file and sesscache_counter) and not as writes, nothing fails, the store
+# stays consistent. The same run with 600 bytes (fits a slot) resumes
+# across servers, so the test sees the difference the size makes.
+if want oversize; then
+    for v in 1.2 1.3; do
+        for pad in 4000 600; do
+            CASE=oversize-$pad-$v
+            f=$(shm_file "oversize-$pad-$v")
+            start A "$v" "shm:$f" STORE_SERVER_SESSION_PAD=$pad
+            start B "$v" "shm:$f" STORE_SERVER_SESSION_PAD=$pad
+            client "$W/$CASE/own" 100 "${SPORT[A]}" "$v"
+            client "$W/$CASE/cross" 200 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2
+            stop_all
+            ro=$(field "$W/$CASE/own" total resumed); oo=$(field "$W/$CASE/own" total offered)
+            rc=$(field "$W/$CASE/cross" total resumed); oc=$(field "$W/$CASE/cross" total offered)
+            fl=$(( $(field "$W/$CASE/own" total failed) + $(field "$W/$CASE/cross" total failed) ))
+            over=$(( $(counter A store_oversize) + $(counter B store_oversize) ))
+            wr=$(( $(counter A store_writes) + $(counter B store_writes) ))
+            api=$(sed -n 's/^library store_oversize=//p' "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" | awk '{ s += $1 } END { print s + 0 }')
+            exited=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" | grep -c '^server ' || true)
+            chk=$(checker "$f" $((16 << 20)))
+            if [ "$pad" = 4000 ]; then
+                cond=$([ -n "$ro" ] && ok "$ro >= 0.99 * $oo" && [ "$rc" = 0 ] && [ "$over" -ge 100 ] && [ "$wr" = 0 ] && [ "$api" = "$over" ] && [ "$fl" = 0 ] && [ "$exited" = 2 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)
+                need="need: own >= 99%, cross 0, oversize >= 100 in both stats and sesscache_counter and none counted as a write, failed 0, both exited normally, consistent"
+            else
+                cond=$([ -n "$ro" ] && ok "$ro >= 0.99 * $oo" && ok "$rc >= 0.99 * $oc" && [ "$over" = 0 ] && [ "$fl" = 0 ] && [ "$exited" = 2 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)
+                need="need: own and cross >= 99%, oversize 0, failed 0, both exited normally, consistent"
+            fi
+            check "oversize-${pad}B-tls$v" "$cond" \
+                "sessions padded by $pad bytes: same server resumed=$ro of $oo, other server resumed=$rc of $oc, failed=$fl; store_oversize stats=$over sesscache_counter=$api; exited_normally=$exited; $(store_stats A) $(store_stats B); check: $chk ($need)"
+        done
+    done
 fi
 
 # ------------------------------------------------------------ hostile files

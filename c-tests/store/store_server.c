@@ -27,9 +27,16 @@
  * (pre-fork); the parent then only waits for SIGTERM and passes it on.
  * STORE_SERVER_EARLY_DATA=1 allows TLS 1.3 early data (SSL_read_early_data)
  * and replies "early" to a connection whose early data was accepted.
+ * STORE_SERVER_SESSION_PAD=N attaches N bytes of application data to every
+ * new session (SSL_SESSION_set1_ticket_appdata, from the certificate
+ * callback, before the session is cached), so that sessions can be made
+ * larger than what a store slot holds. At exit the server prints the
+ * library's store_oversize counter (sesscache_counter, found with dlsym)
+ * when the library is loaded.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -73,6 +80,38 @@ static void make_cert(EVP_PKEY **key, X509 **cert)
 
 static long served, resumed, unclean, failed_hs, early_accepted;
 static int early_data;
+static size_t session_pad;
+
+/* Pads the connection's new session (see STORE_SERVER_SESSION_PAD). */
+static int pad_session(SSL *ssl, void *arg)
+{
+    (void)arg;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    void *have = NULL;
+    size_t have_len = 0;
+    if (sess == NULL || session_pad == 0)
+        return 1;
+    SSL_SESSION_get0_ticket_appdata(sess, &have, &have_len);
+    if (have_len == session_pad)
+        return 1;
+    unsigned char *pad = malloc(session_pad);
+    if (pad == NULL)
+        return 0;
+    for (size_t i = 0; i < session_pad; i++)
+        pad[i] = (unsigned char)(i * 131 + 7);
+    int ok = SSL_SESSION_set1_ticket_appdata(sess, pad, session_pad);
+    free(pad);
+    return ok;
+}
+
+/* The library's counter NAME, or -1 without the library. */
+static long long library_counter(const char *name)
+{
+    int (*get)(const char *, uint64_t *) =
+        (int (*)(const char *, uint64_t *))dlsym(RTLD_DEFAULT, "sesscache_counter");
+    uint64_t v = 0;
+    return get != NULL && get(name, &v) == 1 ? (long long)v : -1;
+}
 
 /* Reads the client's early data if it sent any: 1 if it was accepted. */
 static int read_early(SSL *ssl)
@@ -188,6 +227,10 @@ int main(int argc, char **argv)
     early_data = early_env != NULL && strcmp(early_env, "1") == 0;
     if (early_data)
         SSL_CTX_set_max_early_data(ctx, 16384);
+    const char *pad_env = getenv("STORE_SERVER_SESSION_PAD");
+    session_pad = pad_env != NULL ? (size_t)atol(pad_env) : 0;
+    if (session_pad > 0)
+        SSL_CTX_set_cert_cb(ctx, pad_session, NULL);
     const char *procs_env = getenv("STORE_SERVER_PROCS");
     int fork_per_conn = procs_env != NULL && strcmp(procs_env, "fork") == 0;
     int workers = procs_env != NULL && !fork_per_conn ? atoi(procs_env) : 0;
@@ -272,6 +315,8 @@ int main(int argc, char **argv)
            SSL_CTX_sess_accept_good(ctx), SSL_CTX_sess_hits(ctx), SSL_CTX_sess_misses(ctx),
            SSL_CTX_sess_cb_hits(ctx), SSL_CTX_sess_timeouts(ctx), SSL_CTX_sess_cache_full(ctx),
            SSL_CTX_sess_number(ctx));
+    if (library_counter("store_oversize") >= 0)
+        printf("library store_oversize=%lld\n", library_counter("store_oversize"));
     /* The ctx is deliberately not freed: SSL_CTX_free flushes the cache, and
      * whether a flush at shutdown deletes shared sessions is not what these
      * tests are about. Exit handlers still run (sesscache's stats file). */

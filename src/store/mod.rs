@@ -91,6 +91,12 @@ pub trait Backend: Send + Sync {
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Whether the store cannot hold `value` under `key` (a backend of
+    /// fixed-size slots; it counts them): such a session stays local and
+    /// is neither queued nor counted as a write.
+    fn too_large(&self, _key: &str, _value: &[u8]) -> bool {
+        false
+    }
 }
 
 /// The store's settings: from the environment, or `sesscache_configure`
@@ -514,6 +520,9 @@ impl Remote {
             return;
         };
         let store_key = self.store_key(key);
+        if self.backend.too_large(&store_key, &blob) {
+            return;
+        }
         let announcement = self
             .config
             .push

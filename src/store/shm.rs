@@ -505,6 +505,14 @@ impl Backend for ShmBackend {
             .unwrap_or(true)
     }
 
+    fn too_large(&self, key: &str, value: &[u8]) -> bool {
+        let too_large = !layout::fits(key.as_bytes(), value);
+        if too_large {
+            bump(&self.0.counters.oversize);
+        }
+        too_large
+    }
+
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let c = &self.0.counters;
         let v = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -225,6 +225,11 @@ fn write_slot(b: &mut [u8], slot: &Slot<'_>, halfway: WriteHook<'_>) {
     put_u64(b, 0, check);
 }
 
+/// Whether a slot holds `key` and `value`.
+pub fn fits(key: &[u8], value: &[u8]) -> bool {
+    key.len() <= KEY_MAX && value.len() <= VALUE_MAX
+}
+
 /// What a put did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Put {
@@ -316,7 +321,7 @@ impl<'a> Shard<'a> {
         now: i64,
         halfway: WriteHook<'_>,
     ) -> Put {
-        if key.len() > KEY_MAX || value.len() > VALUE_MAX {
+        if !fits(key, value) {
             return Put::TooLarge;
         }
         let hash = key_hash(key);
