@@ -45,7 +45,8 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 .PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm
 
 # Shared-memory session store: pre-fork, fork-per-connection and joined
-# servers, removal, early data, faults, hostile files, soak (c-tests/shm/);
+# servers, removal, early data, faults, oversized sessions, hostile files,
+# a soak of processes and threads (c-tests/shm/);
 # nginx with SESSCACHE_STORE=shm.
 test-shm: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/shm/run-shm-tests.sh

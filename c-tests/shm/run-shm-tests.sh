@@ -450,22 +450,29 @@ if want tmpfs; then
 fi
 
 # ------------------------------------------------------------ soak
-# Three servers on one store file serve three clients (fresh sessions,
-# unclean ends, alternation across servers); a fourth server on the same
-# file, hammered by its own client, is SIGKILLed every 300 ms and restarted.
-# Then: the survivors' clients saw no failure, every client finished, the
-# store is consistent.
+# Three servers on one store file of one shard (every operation takes the
+# same lock): A with 3 threads, B pre-fork with 2 workers of 2 threads, C
+# with 2 threads and a third emptying its cache every 500 ms (as expired, so
+# removals that reach the store, and as a flush of everything). Two
+# clients per pair of servers (fresh sessions, unclean ends, so removals,
+# alternation across servers). A fourth server on the same file, with 2
+# threads and hammered by its own client, is SIGKILLed every 300 ms and
+# restarted. Then: the survivors' clients saw no failure, every client
+# finished, the store is consistent.
 if want soak; then
     CASE=soak
     f=$(shm_file soak)
-    for s in A B C; do start "$s" 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL; done
-    PORT=0 start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL
+    start A 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=3
+    start B 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_PROCS=2 STORE_SERVER_THREADS=2
+    start C 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2 STORE_SERVER_FLUSH_MS=500
+    PORT=0 start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2
     kport=${SPORT[K]}
     d=$W/$CASE
     end=$((SECONDS + SOAK_SECONDS))
     cpids=()
     i=0
-    for ports in "${SPORT[A]},${SPORT[B]}" "${SPORT[B]},${SPORT[C]}" "${SPORT[C]},${SPORT[A]}"; do
+    for ports in "${SPORT[A]},${SPORT[B]}" "${SPORT[B]},${SPORT[C]}" "${SPORT[C]},${SPORT[A]}" \
+        "${SPORT[B]},${SPORT[A]}" "${SPORT[C]},${SPORT[B]}" "${SPORT[A]},${SPORT[C]}"; do
         i=$((i + 1))
         ( n=0; while [ $SECONDS -lt $end ]; do
             n=$((n + 1))
@@ -481,7 +488,7 @@ if want soak; then
         kill -KILL "${SPID[K]}" 2>/dev/null || true
         wait "${SPID[K]}" 2>/dev/null || true
         kills=$((kills + 1))
-        PORT=$kport start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL
+        PORT=$kport start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2
     done
     finished=1
     for p in "${cpids[@]}"; do
@@ -500,8 +507,11 @@ if want soak; then
         offered=$((offered + $(field "$c" total offered)))
     done
     chk=$(checker "$f")
-    check soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
-        "${SOAK_SECONDS}s: $kills SIGKILLs of a store user; survivors' clients: $total handshakes, failed=$failed, resumed=$resumed of offered=$offered ($(rate "$resumed" "$offered")), all finished=$finished; $(store_stats A) $(store_stats B) $(store_stats C); check: $chk"
+    flushes=$(sed -n 's/^server .* flushes=\([0-9]*\).*/\1/p' "${SDIR[C]}/stdout")
+    unclean=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | sed -n 's/^server .* unclean=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+    exited=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | grep -c '^server ' || true)
+    check soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [ "${flushes:-0}" -ge 10 ] && [ "$exited" = 4 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
+        "${SOAK_SECONDS}s: $kills SIGKILLs of a store user (2 threads); survivors (A 3 threads, B 2 workers x 2 threads, C 2 threads + flusher): $total handshakes by 6 clients, failed=$failed, resumed=$resumed of offered=$offered ($(rate "$resumed" "$offered")), unclean ends (removals)=$unclean, flushes=${flushes:-0}, all finished=$finished, processes exited normally=$exited of 4; $(store_stats A) $(store_stats B) $(store_stats C); check: $chk (need: failed 0, all finished, kills >= 10, flushes >= 10, 4 exited normally, consistent)"
 fi
 
 say "$PASSED passed, $FAILED failed"
