@@ -2,7 +2,8 @@
 #   make          build the library (target/release/libsesscache.{so,a}) and
 #                 regenerate include/sesscache.h
 #   make demo     install what building needs (c-tests/setup.sh), build, then
-#                 run a TLS server and client with and without the library
+#                 run a TLS server and client with and without the library,
+#                 and a pre-fork server plain vs SESSCACHE_STORE=shm
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
@@ -31,6 +32,7 @@ CFLAGS  ?= -O1 -g -Wall -Wextra -Werror
 RELEASE := target/release
 LIB_SO  := $(RELEASE)/libsesscache.so
 DEMO    := target/demo/demo
+DEMO_PREFORK := target/demo/demo_prefork
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -61,6 +63,10 @@ $(DEMO): c-tests/demo.c include/sesscache.h | build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude $< -o $@ -lssl -lcrypto -lpthread
 
+$(DEMO_PREFORK): c-tests/demo_prefork.c c-tests/selfsigned.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ -lssl -lcrypto
+
 # Prerequisites run left to right: the set-up comes first.
 deps-build:
 	c-tests/setup.sh build
@@ -68,12 +74,16 @@ deps-build:
 deps:
 	c-tests/setup.sh test
 
-demo: deps-build build $(DEMO)
+demo: deps-build build $(DEMO) $(DEMO_PREFORK)
 	@echo "################ plain libssl ################"
 	@$(DEMO)
 	@echo
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
+	@echo
+	@echo "################ a pre-fork server: plain libssl, then sesscache with SESSCACHE_STORE=shm ################"
+	@$(DEMO_PREFORK)
+	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_STORE=shm $(DEMO_PREFORK)
 
 test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-install test-deb test-store test-shm
 
