@@ -135,7 +135,9 @@ check-header: build
 # A/B benchmarks against the machine's libssl (BENCHMARKS.md): the C
 # workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
 # the end-to-end workloads again in instructions per handshake (callgrind),
-# then criterion on the cache core alone, nginx's resumption rates, and the
+# the Redis and shm stores (cross-process against local resumption, the
+# stores' lookup, publish and lock hold latency), then criterion on the
+# cache core alone, nginx's resumption rates, and the
 # figures (target/bench/*.png from summary.tsv and nginx-resumption.tsv; the
 # published run's are in c-tests/bench/results/).
 bench: deps build
@@ -144,6 +146,7 @@ bench: deps build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-instr.sh
 	@echo "== shared store: cross-process against local resumption (same run)"
 	STORE_TEST_CASES=6 c-tests/store/run-store-tests.sh | grep -E '^INFO 6-bench'
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-shm-bench.sh
 	$(CARGO) bench --bench bench_core
 	@echo "== nginx: returning clients resumed by workers (plain, sesscache, with a store)"
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/nginx-resumption.sh
