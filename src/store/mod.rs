@@ -483,11 +483,18 @@ impl Remote {
 
     /// The store key of a session: prefix, version, ID, in hex.
     pub fn store_key(&self, key: &SessionKey) -> String {
+        // By hand, not with format!: this runs on every lookup of a store
+        // with removal marks (shm), where formatting cost more than the rest.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(self.config.prefix.len() + 5 + 2 * key.id().len());
         s.push_str(&self.config.prefix);
-        s.push_str(&format!("{:04x}:", key.version() & 0xffff));
-        for b in key.id() {
-            s.push_str(&format!("{b:02x}"));
+        let version = (key.version() & 0xffff) as u16;
+        for b in version.to_be_bytes().iter().chain(key.id()) {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+            if s.len() == self.config.prefix.len() + 4 {
+                s.push(':');
+            }
         }
         s
     }
