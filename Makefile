@@ -2,7 +2,8 @@
 #   make          build the library (target/release/libsesscache.{so,a}) and
 #                 regenerate include/sesscache.h
 #   make demo     install what building needs (c-tests/setup.sh), build, then
-#                 run a TLS server and client with and without the library
+#                 run a TLS server and client with and without the library,
+#                 and a pre-fork server plain vs SESSCACHE_STORE=shm
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
@@ -39,6 +40,7 @@ CFLAGS  ?= -O1 -g -Wall -Wextra -Werror
 RELEASE := target/release
 LIB_SO  := $(RELEASE)/libsesscache.so
 DEMO    := target/demo/demo
+DEMO_PREFORK := target/demo/demo_prefork
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -53,7 +55,8 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 .PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm test-releases
 
 # Shared-memory session store: pre-fork, fork-per-connection and joined
-# servers, removal, early data, faults, hostile files, soak (c-tests/shm/);
+# servers, removal, early data, faults, oversized sessions, hostile files,
+# a soak of processes and threads (c-tests/shm/);
 # nginx with SESSCACHE_STORE=shm.
 test-shm: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/shm/run-shm-tests.sh
@@ -68,6 +71,10 @@ $(DEMO): c-tests/demo.c include/sesscache.h | build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude $< -o $@ -lssl -lcrypto -lpthread
 
+$(DEMO_PREFORK): c-tests/demo_prefork.c c-tests/selfsigned.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ -lssl -lcrypto
+
 # Prerequisites run left to right: the set-up comes first.
 deps-build:
 	c-tests/setup.sh build
@@ -75,12 +82,16 @@ deps-build:
 deps:
 	c-tests/setup.sh test
 
-demo: deps-build build $(DEMO)
+demo: deps-build build $(DEMO) $(DEMO_PREFORK)
 	@echo "################ plain libssl ################"
 	@$(DEMO)
 	@echo
 	@echo "################ with sesscache (LD_PRELOAD, SESSCACHE_LOG=1) ################"
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_LOG=1 $(DEMO)
+	@echo
+	@echo "################ a pre-fork server: plain libssl, then sesscache with SESSCACHE_STORE=shm ################"
+	@$(DEMO_PREFORK)
+	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_STORE=shm $(DEMO_PREFORK)
 
 test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm test-releases
 
@@ -155,7 +166,9 @@ check-header: build
 # A/B benchmarks against the machine's libssl (BENCHMARKS.md): the C
 # workloads alternate plain/preloaded runs (BENCH_QUICK=1 for a short run),
 # the end-to-end workloads again in instructions per handshake (callgrind),
-# then criterion on the cache core alone, nginx's resumption rates, and the
+# the Redis and shm stores (cross-process against local resumption, the
+# stores' lookup, publish and lock hold latency), then criterion on the
+# cache core alone, nginx's resumption rates, and the
 # figures (target/bench/*.png from summary.tsv and nginx-resumption.tsv; the
 # published run's are in c-tests/bench/results/).
 bench: deps build
@@ -164,6 +177,7 @@ bench: deps build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-instr.sh
 	@echo "== shared store: cross-process against local resumption (same run)"
 	STORE_TEST_CASES=6 c-tests/store/run-store-tests.sh | grep -E '^INFO 6-bench'
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/run-shm-bench.sh
 	$(CARGO) bench --bench bench_core
 	@echo "== nginx: returning clients resumed by workers (plain, sesscache, with a store)"
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/bench/nginx-resumption.sh

@@ -34,6 +34,21 @@ pub fn shm_check_file(path: &std::path::Path, size: usize) -> Result<String, Str
     store::shm::check_file(path, size)
 }
 
+/// Times the store's own lookups and publishes (and, for `shm`, its lock
+/// hold times) for `make bench` (`examples/store_bench.rs`): `url` is `shm`
+/// (an anonymous mapping of `size` bytes) or a `redis://` URL. Returns one
+/// line of `name=value` fields.
+#[doc(hidden)]
+pub fn store_op_bench(
+    url: &str,
+    size: usize,
+    threads: usize,
+    ops: usize,
+    value_len: usize,
+) -> Result<String, String> {
+    store::bench::run(url, size, threads, ops, value_len)
+}
+
 /// Says once on stderr when the library is loaded as a shared object but
 /// the process reaches libssl's own `SSL_CTX_new` first (linked after
 /// `-lssl`): then nothing of sesscache is in use. (Linked statically into

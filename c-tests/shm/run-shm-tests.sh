@@ -9,7 +9,7 @@
 #
 # Environment: SESSCACHE_LIB (default target/release/libsesscache.so),
 # SHM_TEST_DIR (default target/shm-tests), SHM_TEST_CASES (subset of:
-# prefork fork join removal early faults hostile tmpfs soak; default all),
+# prefork fork join removal early faults oversize hostile tmpfs soak; default all),
 # SHM_SOAK_SECONDS (default 30).
 #
 # Prints "PASS|FAIL|INFO|SKIP <case>: <numbers>", then "N passed, M failed";
@@ -19,7 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LIB=${SESSCACHE_LIB:-$ROOT/target/release/libsesscache.so}
 OUT=${SHM_TEST_DIR:-$ROOT/target/shm-tests}
-CASES=${SHM_TEST_CASES:-prefork fork join removal early faults hostile tmpfs soak}
+CASES=${SHM_TEST_CASES:-prefork fork join removal early faults oversize hostile tmpfs soak}
 SOAK_SECONDS=${SHM_SOAK_SECONDS:-30}
 CC=${CC:-cc}
 SMALL=$((256 * 1024)) # SESSCACHE_STORE_SIZE of one shard: every key shares one lock
@@ -327,6 +327,45 @@ if want faults; then
         "3000 handshakes into 64 slots: failed=$fl evictions=$ev (need >= 1000); then resumed=$r of offered=$o cross-server; $(store_stats A) $(store_stats B); check: $chk"
 fi
 
+# ------------------------------------------------------------ oversize
+# Sessions larger than a slot (STORE_SERVER_SESSION_PAD attaches 4000 bytes
+# of ticket application data to each) stay local: two servers on one file,
+# a client returning to the same server resumes, one returning to the other
+# server does not (the session never reached the store), store_oversize
+# counts them (stats file and sesscache_counter) and not as writes, nothing fails, the store
+# stays consistent. The same run with 600 bytes (fits a slot) resumes
+# across servers, so the test sees the difference the size makes.
+if want oversize; then
+    for v in 1.2 1.3; do
+        for pad in 4000 600; do
+            CASE=oversize-$pad-$v
+            f=$(shm_file "oversize-$pad-$v")
+            start A "$v" "shm:$f" STORE_SERVER_SESSION_PAD=$pad
+            start B "$v" "shm:$f" STORE_SERVER_SESSION_PAD=$pad
+            client "$W/$CASE/own" 100 "${SPORT[A]}" "$v"
+            client "$W/$CASE/cross" 200 "${SPORT[A]},${SPORT[B]}" "$v" --fresh-every 2
+            stop_all
+            ro=$(field "$W/$CASE/own" total resumed); oo=$(field "$W/$CASE/own" total offered)
+            rc=$(field "$W/$CASE/cross" total resumed); oc=$(field "$W/$CASE/cross" total offered)
+            fl=$(( $(field "$W/$CASE/own" total failed) + $(field "$W/$CASE/cross" total failed) ))
+            over=$(( $(counter A store_oversize) + $(counter B store_oversize) ))
+            wr=$(( $(counter A store_writes) + $(counter B store_writes) ))
+            api=$(sed -n 's/^library store_oversize=//p' "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" | awk '{ s += $1 } END { print s + 0 }')
+            exited=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" | grep -c '^server ' || true)
+            chk=$(checker "$f" $((16 << 20)))
+            if [ "$pad" = 4000 ]; then
+                cond=$([ -n "$ro" ] && ok "$ro >= 0.99 * $oo" && [ "$rc" = 0 ] && [ "$over" -ge 100 ] && [ "$wr" = 0 ] && [ "$api" = "$over" ] && [ "$fl" = 0 ] && [ "$exited" = 2 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)
+                need="need: own >= 99%, cross 0, oversize >= 100 in both stats and sesscache_counter and none counted as a write, failed 0, both exited normally, consistent"
+            else
+                cond=$([ -n "$ro" ] && ok "$ro >= 0.99 * $oo" && ok "$rc >= 0.99 * $oc" && [ "$over" = 0 ] && [ "$fl" = 0 ] && [ "$exited" = 2 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)
+                need="need: own and cross >= 99%, oversize 0, failed 0, both exited normally, consistent"
+            fi
+            check "oversize-${pad}B-tls$v" "$cond" \
+                "sessions padded by $pad bytes: same server resumed=$ro of $oo, other server resumed=$rc of $oc, failed=$fl; store_oversize stats=$over sesscache_counter=$api; exited_normally=$exited; $(store_stats A) $(store_stats B); check: $chk ($need)"
+        done
+    done
+fi
+
 # ------------------------------------------------------------ hostile files
 # Each file is refused without being written (same bytes after), said once
 # on stderr, and the server resumes from its own cache; or (random slots
@@ -410,22 +449,29 @@ if want tmpfs; then
 fi
 
 # ------------------------------------------------------------ soak
-# Three servers on one store file serve three clients (fresh sessions,
-# unclean ends, alternation across servers); a fourth server on the same
-# file, hammered by its own client, is SIGKILLed every 300 ms and restarted.
-# Then: the survivors' clients saw no failure, every client finished, the
-# store is consistent.
+# Three servers on one store file of one shard (every operation takes the
+# same lock): A with 3 threads, B pre-fork with 2 workers of 2 threads, C
+# with 2 threads and a third emptying its cache every 500 ms (as expired, so
+# removals that reach the store, and as a flush of everything). Two
+# clients per pair of servers (fresh sessions, unclean ends, so removals,
+# alternation across servers). A fourth server on the same file, with 2
+# threads and hammered by its own client, is SIGKILLed every 300 ms and
+# restarted. Then: the survivors' clients saw no failure, every client
+# finished, the store is consistent.
 if want soak; then
     CASE=soak
     f=$(shm_file soak)
-    for s in A B C; do start "$s" 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL; done
-    PORT=0 start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL
+    start A 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=3
+    start B 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_PROCS=2 STORE_SERVER_THREADS=2
+    start C 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2 STORE_SERVER_FLUSH_MS=500
+    PORT=0 start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2
     kport=${SPORT[K]}
     d=$W/$CASE
     end=$((SECONDS + SOAK_SECONDS))
     cpids=()
     i=0
-    for ports in "${SPORT[A]},${SPORT[B]}" "${SPORT[B]},${SPORT[C]}" "${SPORT[C]},${SPORT[A]}"; do
+    for ports in "${SPORT[A]},${SPORT[B]}" "${SPORT[B]},${SPORT[C]}" "${SPORT[C]},${SPORT[A]}" \
+        "${SPORT[B]},${SPORT[A]}" "${SPORT[C]},${SPORT[B]}" "${SPORT[A]},${SPORT[C]}"; do
         i=$((i + 1))
         ( n=0; while [ $SECONDS -lt $end ]; do
             n=$((n + 1))
@@ -441,7 +487,7 @@ if want soak; then
         kill -KILL "${SPID[K]}" 2>/dev/null || true
         wait "${SPID[K]}" 2>/dev/null || true
         kills=$((kills + 1))
-        PORT=$kport start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL
+        PORT=$kport start K 1.3 "shm:$f" SESSCACHE_STORE_SIZE=$SMALL STORE_SERVER_THREADS=2
     done
     finished=1
     for p in "${cpids[@]}"; do
@@ -460,8 +506,11 @@ if want soak; then
         offered=$((offered + $(field "$c" total offered)))
     done
     chk=$(checker "$f")
-    check soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
-        "${SOAK_SECONDS}s: $kills SIGKILLs of a store user; survivors' clients: $total handshakes, failed=$failed, resumed=$resumed of offered=$offered ($(rate "$resumed" "$offered")), all finished=$finished; $(store_stats A) $(store_stats B) $(store_stats C); check: $chk"
+    flushes=$(sed -n 's/^server .* flushes=\([0-9]*\).*/\1/p' "${SDIR[C]}/stdout")
+    unclean=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | sed -n 's/^server .* unclean=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+    exited=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | grep -c '^server ' || true)
+    check soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [ "${flushes:-0}" -ge 10 ] && [ "$exited" = 4 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
+        "${SOAK_SECONDS}s: $kills SIGKILLs of a store user (2 threads); survivors (A 3 threads, B 2 workers x 2 threads, C 2 threads + flusher): $total handshakes by 6 clients, failed=$failed, resumed=$resumed of offered=$offered ($(rate "$resumed" "$offered")), unclean ends (removals)=$unclean, flushes=${flushes:-0}, all finished=$finished, processes exited normally=$exited of 4; $(store_stats A) $(store_stats B) $(store_stats C); check: $chk (need: failed 0, all finished, kills >= 10, flushes >= 10, 4 exited normally, consistent)"
 fi
 
 say "$PASSED passed, $FAILED failed"

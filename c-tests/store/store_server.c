@@ -27,12 +27,28 @@
  * (pre-fork); the parent then only waits for SIGTERM and passes it on.
  * STORE_SERVER_EARLY_DATA=1 allows TLS 1.3 early data (SSL_read_early_data)
  * and replies "early" to a connection whose early data was accepted.
+ * STORE_SERVER_SESSION_PAD=N attaches N bytes of application data to every
+ * new session (SSL_SESSION_set1_ticket_appdata, from the certificate
+ * callback, before the session is cached), so that sessions can be made
+ * larger than what a store slot holds. At exit the server prints the
+ * library's store_oversize counter (sesscache_counter, found with dlsym)
+ * when the library is loaded.
+ * STORE_SERVER_THREADS=T runs the accept loop on T threads of each process
+ * (of each worker with STORE_SERVER_PROCS=N). STORE_SERVER_FLUSH_MS=M adds
+ * a thread that empties the cache every M ms with SSL_CTX_flush_sessions,
+ * alternately with t a day ahead (every session expired: removals that
+ * reach the store) and t = 0 (everything dropped). Both are for the shm
+ * soak.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +87,40 @@ static void make_cert(EVP_PKEY **key, X509 **cert)
         die("certificate");
 }
 
-static long served, resumed, unclean, failed_hs, early_accepted;
+static _Atomic long served, resumed, unclean, failed_hs, early_accepted, flushes;
 static int early_data;
+static size_t session_pad;
+
+/* Pads the connection's new session (see STORE_SERVER_SESSION_PAD). */
+static int pad_session(SSL *ssl, void *arg)
+{
+    (void)arg;
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    void *have = NULL;
+    size_t have_len = 0;
+    if (sess == NULL || session_pad == 0)
+        return 1;
+    SSL_SESSION_get0_ticket_appdata(sess, &have, &have_len);
+    if (have_len == session_pad)
+        return 1;
+    unsigned char *pad = malloc(session_pad);
+    if (pad == NULL)
+        return 0;
+    for (size_t i = 0; i < session_pad; i++)
+        pad[i] = (unsigned char)(i * 131 + 7);
+    int ok = SSL_SESSION_set1_ticket_appdata(sess, pad, session_pad);
+    free(pad);
+    return ok;
+}
+
+/* The library's counter NAME, or -1 without the library. */
+static long long library_counter(const char *name)
+{
+    int (*get)(const char *, uint64_t *) =
+        (int (*)(const char *, uint64_t *))dlsym(RTLD_DEFAULT, "sesscache_counter");
+    uint64_t v = 0;
+    return get != NULL && get(name, &v) == 1 ? (long long)v : -1;
+}
 
 /* Reads the client's early data if it sent any: 1 if it was accepted. */
 static int read_early(SSL *ssl)
@@ -139,6 +187,62 @@ static void serve_one(SSL_CTX *ctx, int fd)
     close(fd);
 }
 
+static SSL_CTX *loop_ctx;
+static int loop_listener, loop_fork_per_conn;
+
+/* Serves connections until SIGTERM (one of these per thread). */
+static void *accept_loop(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        struct pollfd pfd = { .fd = loop_listener, .events = POLLIN };
+        int n = poll(&pfd, 1, 200);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll");
+        }
+        if (n == 0)
+            continue;
+        int fd = accept(loop_listener, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+                continue;
+            die("accept");
+        }
+        if (loop_fork_per_conn) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                close(loop_listener);
+                serve_one(loop_ctx, fd);
+                _exit(0);
+            }
+            close(fd);
+            served++;
+            while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+            continue;
+        }
+        serve_one(loop_ctx, fd);
+    }
+    return NULL;
+}
+
+/* Empties the cache every *arg ms until SIGTERM. */
+static void *flush_loop(void *arg)
+{
+    long ms = *(long *)arg;
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    while (!stop) {
+        nanosleep(&ts, NULL);
+        /* Alternately everything as expired a day from now (removals that
+         * reach the store) and everything (t = 0, dropped only here). */
+        SSL_CTX_flush_sessions(loop_ctx, flushes % 2 ? 0 : (long)time(NULL) + 86400);
+        flushes++;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4 || argc > 5) {
@@ -188,6 +292,10 @@ int main(int argc, char **argv)
     early_data = early_env != NULL && strcmp(early_env, "1") == 0;
     if (early_data)
         SSL_CTX_set_max_early_data(ctx, 16384);
+    const char *pad_env = getenv("STORE_SERVER_SESSION_PAD");
+    session_pad = pad_env != NULL ? (size_t)atol(pad_env) : 0;
+    if (session_pad > 0)
+        SSL_CTX_set_cert_cb(ctx, pad_session, NULL);
     const char *procs_env = getenv("STORE_SERVER_PROCS");
     int fork_per_conn = procs_env != NULL && strcmp(procs_env, "fork") == 0;
     int workers = procs_env != NULL && !fork_per_conn ? atoi(procs_env) : 0;
@@ -231,47 +339,44 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    while (!stop) {
-        struct pollfd pfd = { .fd = listener, .events = POLLIN };
-        int n = poll(&pfd, 1, 200);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("poll");
-        }
-        if (n == 0)
-            continue;
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            die("accept");
-        }
-        if (fork_per_conn) {
-            pid_t pid = fork();
-            if (pid == 0) {
-                close(listener);
-                serve_one(ctx, fd);
-                _exit(0);
-            }
-            close(fd);
-            served++;
-            while (waitpid(-1, NULL, WNOHANG) > 0)
-                ;
-            continue;
-        }
-        serve_one(ctx, fd);
-    }
+    const char *threads_env = getenv("STORE_SERVER_THREADS");
+    int threads = threads_env != NULL ? atoi(threads_env) : 1;
+    if (threads < 1)
+        threads = 1;
+    if (threads > 64)
+        threads = 64;
+    const char *flush_env = getenv("STORE_SERVER_FLUSH_MS");
+    long flush_ms = flush_env != NULL ? atol(flush_env) : 0;
+    pthread_t tids[65];
+    int started = 0;
+    loop_ctx = ctx;
+    loop_listener = listener;
+    loop_fork_per_conn = fork_per_conn;
+    /* Several threads poll one listener: the losers of an accept get
+     * EAGAIN instead of blocking past SIGTERM. */
+    if (threads > 1 && fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK) != 0)
+        die("O_NONBLOCK");
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&tids[started], NULL, accept_loop, NULL) == 0)
+            started++;
+    if (flush_ms > 0 && pthread_create(&tids[started], NULL, flush_loop, &flush_ms) == 0)
+        started++;
+    accept_loop(NULL);
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
     close(listener);
 
-    printf("server port=%d served=%ld resumed=%ld early=%ld unclean=%ld failed=%ld"
+    printf("server port=%d served=%ld resumed=%ld early=%ld unclean=%ld failed=%ld flushes=%ld"
            " accept=%ld accept_good=%ld hits=%ld misses=%ld cb_hits=%ld timeouts=%ld"
            " cache_full=%ld number=%ld\n",
-           ntohs(addr.sin_port), served, resumed, early_accepted, unclean, failed_hs,
+           ntohs(addr.sin_port), (long)served, (long)resumed, (long)early_accepted, (long)unclean,
+           (long)failed_hs, (long)flushes,
            SSL_CTX_sess_accept(ctx),
            SSL_CTX_sess_accept_good(ctx), SSL_CTX_sess_hits(ctx), SSL_CTX_sess_misses(ctx),
            SSL_CTX_sess_cb_hits(ctx), SSL_CTX_sess_timeouts(ctx), SSL_CTX_sess_cache_full(ctx),
            SSL_CTX_sess_number(ctx));
+    if (library_counter("store_oversize") >= 0)
+        printf("library store_oversize=%lld\n", library_counter("store_oversize"));
     /* The ctx is deliberately not freed: SSL_CTX_free flushes the cache, and
      * whether a flush at shutdown deletes shared sessions is not what these
      * tests are about. Exit handlers still run (sesscache's stats file). */

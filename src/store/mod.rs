@@ -13,6 +13,7 @@
 //! go through a bounded queue to a background thread (overflow is dropped
 //! and counted). Backends plug in behind [`Backend`].
 
+pub mod bench;
 pub mod redis;
 pub mod seal;
 pub mod shm;
@@ -88,6 +89,12 @@ pub trait Backend: Send + Sync {
     /// The backend's own counters of this process, by name.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
+    }
+    /// Whether the store cannot hold `value` under `key` (a backend of
+    /// fixed-size slots; it counts them): such a session stays local and
+    /// is neither queued nor counted as a write.
+    fn too_large(&self, _key: &str, _value: &[u8]) -> bool {
+        false
     }
 }
 
@@ -559,11 +566,18 @@ impl Remote {
 
     /// The store key of a session: prefix, version, ID, in hex.
     pub fn store_key(&self, key: &SessionKey) -> String {
+        // By hand, not with format!: this runs on every lookup of a store
+        // with removal marks (shm), where formatting cost more than the rest.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(self.config.prefix.len() + 5 + 2 * key.id().len());
         s.push_str(&self.config.prefix);
-        s.push_str(&format!("{:04x}:", key.version() & 0xffff));
-        for b in key.id() {
-            s.push_str(&format!("{b:02x}"));
+        let version = (key.version() & 0xffff) as u16;
+        for b in version.to_be_bytes().iter().chain(key.id()) {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+            if s.len() == self.config.prefix.len() + 4 {
+                s.push(':');
+            }
         }
         s
     }
@@ -597,6 +611,9 @@ impl Remote {
             return;
         };
         let store_key = self.store_key(key);
+        if self.backend.too_large(&store_key, &blob) {
+            return;
+        }
         // The pool is not single use: a session that can carry early data
         // is given out by the store's take alone.
         let announcement = (self.config.push && sess.max_early_data() == 0)

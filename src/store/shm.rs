@@ -429,6 +429,26 @@ impl ShmBackend {
     }
 }
 
+impl ShmBackend {
+    /// For the benchmark: how long a lookup and a publish of `key` hold its
+    /// shard's lock (the shard operation, timed inside the lock), in ns.
+    pub fn hold_ns(&self, key: &str, value: &[u8]) -> (u64, u64) {
+        let now = now();
+        let ns = |t: Instant| u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let get = self.0.with_shard(key, |s, _| {
+            let t = Instant::now();
+            std::hint::black_box(s.get(key.as_bytes(), now));
+            ns(t)
+        });
+        let put = self.0.with_shard(key, |s, halfway| {
+            let t = Instant::now();
+            std::hint::black_box(s.put(key.as_bytes(), value, now + 3600, now, halfway));
+            ns(t)
+        });
+        (get.unwrap_or(0), put.unwrap_or(0))
+    }
+}
+
 struct ShmConnection(Arc<Inner>);
 
 impl StoreConnection for ShmConnection {
@@ -503,6 +523,14 @@ impl Backend for ShmBackend {
         self.0
             .with_shard(key, |s, _| s.removed(key.as_bytes(), now))
             .unwrap_or(true)
+    }
+
+    fn too_large(&self, key: &str, value: &[u8]) -> bool {
+        let too_large = !layout::fits(key.as_bytes(), value);
+        if too_large {
+            bump(&self.0.counters.oversize);
+        }
+        too_large
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

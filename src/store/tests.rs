@@ -646,3 +646,13 @@ fn pool_soak_resident_memory() {
     );
     assert!(after.saturating_sub(before) < 64 * 1024);
 }
+
+#[test]
+fn store_keys_are_prefix_version_colon_id_in_lowercase_hex() {
+    let memory = Arc::new(Memory::default());
+    let r = remote(&memory, K1, false);
+    let key = crate::cache::SessionKey::new(0x0304, &[0xab, 0x01, 0xf0]).unwrap();
+    assert_eq!(r.store_key(&key), "t:0304:ab01f0");
+    let empty = crate::cache::SessionKey::new(0x0303, &[]).unwrap();
+    assert_eq!(r.store_key(&empty), "t:0303:");
+}

@@ -225,6 +225,11 @@ fn write_slot(b: &mut [u8], slot: &Slot<'_>, halfway: WriteHook<'_>) {
     put_u64(b, 0, check);
 }
 
+/// Whether a slot holds `key` and `value`.
+pub fn fits(key: &[u8], value: &[u8]) -> bool {
+    key.len() <= KEY_MAX && value.len() <= VALUE_MAX
+}
+
 /// What a put did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Put {
@@ -279,9 +284,19 @@ impl<'a> Shard<'a> {
 
     /// The slot holding `key` (live or removed), found through the index.
     fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
-        (0..SLOTS_PER_SHARD).find(|&i| {
-            self.index_entry(i).0 == hash
-                && parse_slot(self.slot(i)).is_some_and(|s| s.hash == hash && s.key == key)
+        self.find_parsed(key, hash).map(|(i, _)| i)
+    }
+
+    /// The same, with what the slot holds (parsed once: the parse checks
+    /// the slot's checksum over all its bytes).
+    fn find_parsed(&self, key: &[u8], hash: u64) -> Option<(usize, Slot<'_>)> {
+        (0..SLOTS_PER_SHARD).find_map(|i| {
+            if self.index_entry(i).0 != hash {
+                return None;
+            }
+            parse_slot(self.slot(i))
+                .filter(|s| s.hash == hash && s.key == key)
+                .map(|s| (i, s))
         })
     }
 
@@ -293,16 +308,14 @@ impl<'a> Shard<'a> {
 
     /// The value of a live, unexpired entry.
     pub fn get(&self, key: &[u8], now: i64) -> Option<Vec<u8>> {
-        let i = self.find(key, key_hash(key))?;
-        let s = parse_slot(self.slot(i))?;
+        let (_, s) = self.find_parsed(key, key_hash(key))?;
         (s.state == STATE_LIVE && s.expires > now).then(|| s.value.to_vec())
     }
 
     /// Whether `key` was removed (and the removal has not expired).
     pub fn removed(&self, key: &[u8], now: i64) -> bool {
-        self.find(key, key_hash(key))
-            .and_then(|i| parse_slot(self.slot(i)))
-            .is_some_and(|s| s.state == STATE_REMOVED && s.expires > now)
+        self.find_parsed(key, key_hash(key))
+            .is_some_and(|(_, s)| s.state == STATE_REMOVED && s.expires > now)
     }
 
     /// Stores `value` under `key` until `expires`. Into the key's own slot,
@@ -316,7 +329,7 @@ impl<'a> Shard<'a> {
         now: i64,
         halfway: WriteHook<'_>,
     ) -> Put {
-        if key.len() > KEY_MAX || value.len() > VALUE_MAX {
+        if !fits(key, value) {
             return Put::TooLarge;
         }
         let hash = key_hash(key);
@@ -350,11 +363,8 @@ impl<'a> Shard<'a> {
             return;
         }
         let hash = key_hash(key);
-        let (i, until) = match self.find(key, hash) {
-            Some(i) => (
-                i,
-                parse_slot(self.slot(i)).map_or(until, |s| s.expires.max(until)),
-            ),
+        let (i, until) = match self.find_parsed(key, hash) {
+            Some((i, s)) => (i, s.expires.max(until)),
             None => (self.victim(now).0, until),
         };
         self.write(
