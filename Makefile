@@ -7,8 +7,9 @@
 #   make test     install what the tests need, then every test: lint, Rust
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
-#                 freshness, stats, nginx, HAProxy, Apache, install, .deb,
-#                 store
+#                 freshness, files, stats, nginx, HAProxy, Apache,
+#                 install, .deb, the Redis and shared-memory stores, the
+#                 release lines passed through
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
 #   make deps     only install what the tests need (make deps-build: what
