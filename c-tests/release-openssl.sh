@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Builds one newer OpenSSL release line from Debian's source package (the
+# Builds one OpenSSL release line from Debian's source package (the
 # upstream tarball it carries), the way upstream builds it (`./Configure
-# linux-x86_64 shared`, linked -Bsymbolic), once, into a cache outside the
-# clone, and prints the directory holding its libssl.so.*.
+# linux-x86_64 shared`, linked -Bsymbolic: libssl's internal calls then
+# never reach an interposed export), once, into a cache outside the clone,
+# and prints the directory holding its libssl.so.*.
 #
-# Usage: c-tests/release-openssl.sh LINE   (LINE: 4.0 or 3.5)
+# Usage: c-tests/release-openssl.sh LINE   (LINE: 3.0, 3.5 or 4.0)
+# 3.0 is bookworm's (make test-bsymbolic), 3.5 trixie's, 4.0 experimental's.
 # The cache is $SESSCACHE_OPENSSL_CACHE (default /var/cache/sesscache-openssl);
 # a later run reuses the build. Debian's source lists are read through a
 # private apt configuration inside the cache: the system's apt sources are
-# left alone. About ten minutes on two cores (no docs, tests or apps).
+# left alone. About five minutes on two cores (no docs, tests or apps).
 set -euo pipefail
 
-LINE="${1:?usage: $0 4.0|3.5}"
+LINE="${1:?usage: $0 3.0|3.5|4.0}"
 case "$LINE" in
+    3.0) VERSION=3.0.20-1~deb12u2 SUITE=bookworm SONAME=libssl.so.3 ;;
     4.0) VERSION=4.0.2-1 SUITE=experimental SONAME=libssl.so.4 ;;
     3.5) VERSION=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 ;;
-    *) echo "release-openssl.sh: unknown line $LINE (4.0 or 3.5)" >&2; exit 2 ;;
+    *) echo "release-openssl.sh: unknown line $LINE (3.0, 3.5 or 4.0)" >&2; exit 2 ;;
 esac
 CACHE="${SESSCACHE_OPENSSL_CACHE:-/var/cache/sesscache-openssl}"
 DEST="$CACHE/openssl-$LINE"
@@ -46,7 +49,11 @@ fi
 rm -rf src && mkdir src
 tar xzf "$tarball" -C src --strip-components=1
 cd src
-./Configure linux-x86_64 shared no-tests no-docs no-apps --prefix="$DEST" \
+# 3.0's Configure knows no no-docs/no-apps; build_libs and install_dev
+# build and install neither there.
+extra=(no-docs no-apps)
+[ "$LINE" = 3.0 ] && extra=()
+./Configure linux-x86_64 shared no-tests "${extra[@]}" --prefix="$DEST" \
     --openssldir="$DEST/ssl" --libdir=lib >&2
 nice make -j"$(nproc)" build_libs >&2
 make install_dev >&2

@@ -94,6 +94,16 @@ static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
 static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
 
 static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
+/// Takes our `SSL_CTX` ex_data index now, at load, before the application
+/// takes any: libcrypto runs a ctx's ex_data free callbacks in index order,
+/// so ours ([`free_ctx_state`], which removes the ctx's sessions through the
+/// remove callback) then runs before every application's, as libssl's own
+/// flush in `SSL_CTX_free` does, also where that flush does not reach our
+/// export (`-Bsymbolic`).
+pub fn reserve_ctx_index() {
+    Lazy::force(&CTX_INDEX);
+}
+
 static SSL_INDEX: Lazy<Option<c_int>> =
     Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, None));
 /// A connection's own session-ID context (`SSL_set_session_id_context`),

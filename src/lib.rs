@@ -79,8 +79,8 @@ extern "C" fn at_load() {
         warn_if_bypassed();
         // Decided now when libssl is already loaded, so that a release
         // line passed through is said at start-up.
-        if libssl::loaded() {
-            libssl::serving();
+        if libssl::loaded() && libssl::serving() {
+            context::reserve_ctx_index();
         }
     });
 }
