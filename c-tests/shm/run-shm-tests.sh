@@ -253,7 +253,7 @@ if want early; then
                 -tls1_3 -sess_in "$d/sess.pem" -early_data "$d/early.txt" >"$d/$s.out" 2>&1 &
         done
         wait $(jobs -p | tail -2) 2>/dev/null || true
-        n=$(grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null | wc -l)
+        n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
         case $n in 0) never=$((never + 1)) ;; 1) once=$((once + 1)) ;; *) twice=$((twice + 1)) ;; esac
     done
     stop_all

@@ -613,7 +613,7 @@ if want 7; then
         early_make "${SPORT[$maker]}" "$d/sess.pem"
         for s in A B; do early_offer "${SPORT[$s]}" "$d/sess.pem" "$d/$s.out" early & done
         wait $(jobs -p | tail -2) 2>/dev/null || true
-        n=$(grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null | wc -l)
+        n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
         case $n in
             0) never=$((never + 1)) ;;
             1) once=$((once + 1)) ;;
