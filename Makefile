@@ -69,11 +69,11 @@ all: build
 build:
 	$(CARGO) build --release
 
-$(DEMO): c-tests/demo.c include/sesscache.h | build
+$(DEMO): c-tests/demo.c c-tests/demo_common.h c-tests/selfsigned.h include/sesscache.h | build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude $< -o $@ -lssl -lcrypto -lpthread
 
-$(DEMO_PREFORK): c-tests/demo_prefork.c c-tests/selfsigned.h
+$(DEMO_PREFORK): c-tests/demo_prefork.c c-tests/demo_common.h c-tests/selfsigned.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ -lssl -lcrypto
 

@@ -13,32 +13,15 @@
  * per protocol version, each time offering the previous session.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
+#define DEMO_NAME "demo"
+#include "demo_common.h"
 #include "sesscache.h"
 #include "selfsigned.h"
 
 #define CONNECTIONS 4
-
-static void die(const char *what)
-{
-    fprintf(stderr, "demo: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
 
 static const char *hex4(const unsigned char *id, unsigned int len)
 {
@@ -82,80 +65,34 @@ struct server {
 static void *serve(void *arg)
 {
     struct server *srv = arg;
-    for (int i = 0; i < srv->connections; i++) {
-        int fd = accept(srv->listener, NULL, NULL);
-        if (fd < 0)
+    for (int i = 0; i < srv->connections; i++)
+        if (demo_serve_one(srv->listener, srv->ctx, 0) != 0)
             die("accept");
-        SSL *ssl = SSL_new(srv->ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_accept(ssl) == 1) {
-            const char *reply = SSL_session_reused(ssl) ? "resumed\n" : "full\n";
-            SSL_write(ssl, reply, (int)strlen(reply));
-            SSL_shutdown(ssl);
-        }
-        SSL_free(ssl);
-        close(fd);
-    }
     return NULL;
 }
 
 static SSL_SESSION *client_connect(SSL_CTX *cctx, int port, SSL_SESSION *offer, int n)
 {
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-        die("connect");
-    SSL *ssl = SSL_new(cctx);
-    SSL_set_fd(ssl, fd);
-    if (offer != NULL)
-        SSL_set_session(ssl, offer);
-    if (SSL_connect(ssl) != 1)
-        die("SSL_connect");
-    char reply[32] = { 0 };
-    int got = SSL_read(ssl, reply, sizeof reply - 1); /* also reads any tickets */
-    if (got <= 0)
-        die("SSL_read");
-    reply[strcspn(reply, "\n")] = '\0';
-    printf("client connection %d (%s): offered %s, server says %s handshake\n", n,
-           SSL_get_version(ssl), offer ? "a session" : "nothing",
-           strcmp(reply, "resumed") == 0 ? "a RESUMED" : "a full");
-    SSL_SESSION *sess = SSL_get1_session(ssl);
-    SSL_shutdown(ssl);
-    SSL_free(ssl);
-    close(fd);
+    int resumed, by;
+    const char *version;
+    SSL_SESSION *sess = demo_visit(cctx, port, offer, &resumed, &by, &version);
+    printf("client connection %d (%s): offered %s, server says %s handshake\n", n, version,
+           offer ? "a session" : "nothing", resumed ? "a RESUMED" : "a full");
     return sess;
 }
 
 static void run(int version, EVP_PKEY *key, X509 *cert)
 {
-    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    if (sctx == NULL || cctx == NULL)
-        die("SSL_CTX_new");
-    SSL_CTX_set_min_proto_version(sctx, version);
-    SSL_CTX_set_max_proto_version(sctx, version);
-    SSL_CTX_set_min_proto_version(cctx, version);
-    SSL_CTX_set_max_proto_version(cctx, version);
-    SSL_CTX_use_certificate(sctx, cert);
-    SSL_CTX_use_PrivateKey(sctx, key);
-    SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"demo", 4);
-    SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+    SSL_CTX *sctx = demo_server_ctx(version, key, cert);
+    SSL_CTX *cctx = demo_client_ctx(version);
     SSL_CTX_sess_set_new_cb(sctx, on_new_session);
     SSL_CTX_sess_set_remove_cb(sctx, on_remove_session);
 
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0
-        || listen(listener, 8) != 0
-        || getsockname(listener, (struct sockaddr *)&addr, &len) != 0)
-        die("listen on 127.0.0.1");
+    int port;
+    int listener = demo_listen(8, &port);
 
     printf("\n== %s, server on 127.0.0.1:%d ==\n",
-           version == TLS1_2_VERSION ? "TLS 1.2 session IDs" : "TLS 1.3 stateful tickets",
-           ntohs(addr.sin_port));
+           version == TLS1_2_VERSION ? "TLS 1.2 session IDs" : "TLS 1.3 stateful tickets", port);
     struct server srv = { listener, sctx, CONNECTIONS };
     pthread_t thread;
     if (pthread_create(&thread, NULL, serve, &srv) != 0)
@@ -163,7 +100,7 @@ static void run(int version, EVP_PKEY *key, X509 *cert)
 
     SSL_SESSION *sess = NULL;
     for (int i = 1; i <= CONNECTIONS; i++) {
-        SSL_SESSION *next = client_connect(cctx, ntohs(addr.sin_port), sess, i);
+        SSL_SESSION *next = client_connect(cctx, port, sess, i);
         SSL_SESSION_free(sess);
         sess = next;
     }

@@ -17,101 +17,37 @@
  * worker than the first visit.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <dlfcn.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
+#define DEMO_NAME "demo_prefork"
+#include "demo_common.h"
 #include "selfsigned.h"
 
 #define WORKERS 4
 #define CLIENTS 100
 
-static void die(const char *what)
-{
-    fprintf(stderr, "demo_prefork: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
 /* A worker: serves connections until the parent kills it. */
 static void worker(int listener, SSL_CTX *ctx, int id)
 {
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0)
-            continue;
-        SSL *ssl = SSL_new(ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_accept(ssl) == 1) {
-            char reply[32];
-            snprintf(reply, sizeof reply, "%c%d\n", SSL_session_reused(ssl) ? 'R' : 'F', id);
-            SSL_write(ssl, reply, (int)strlen(reply));
-            SSL_shutdown(ssl);
-        }
-        SSL_free(ssl);
-        close(fd);
-    }
+    for (;;)
+        demo_serve_one(listener, ctx, id);
 }
 
 /* One connection offering `offer` (or nothing); returns the new session and
  * sets *resumed and *by (the worker that served it). */
 static SSL_SESSION *visit(SSL_CTX *cctx, int port, SSL_SESSION *offer, int *resumed, int *by)
 {
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-        die("connect");
-    SSL *ssl = SSL_new(cctx);
-    SSL_set_fd(ssl, fd);
-    if (offer != NULL)
-        SSL_set_session(ssl, offer);
-    if (SSL_connect(ssl) != 1)
-        die("SSL_connect");
-    char reply[32] = { 0 };
-    if (SSL_read(ssl, reply, sizeof reply - 1) <= 0) /* also reads any tickets */
-        die("SSL_read");
-    *resumed = reply[0] == 'R';
-    *by = atoi(reply + 1);
-    SSL_SESSION *sess = SSL_get1_session(ssl);
-    SSL_shutdown(ssl);
-    SSL_free(ssl);
-    close(fd);
-    return sess;
+    const char *version;
+    return demo_visit(cctx, port, offer, resumed, by, &version);
 }
 
 static int run(int version, EVP_PKEY *key, X509 *cert)
 {
-    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-    if (sctx == NULL)
-        die("SSL_CTX_new");
-    SSL_CTX_set_min_proto_version(sctx, version);
-    SSL_CTX_set_max_proto_version(sctx, version);
-    SSL_CTX_use_certificate(sctx, cert);
-    SSL_CTX_use_PrivateKey(sctx, key);
-    SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"demo", 4);
-    SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
-
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0
-        || listen(listener, 64) != 0
-        || getsockname(listener, (struct sockaddr *)&addr, &len) != 0)
-        die("listen on 127.0.0.1");
+    SSL_CTX *sctx = demo_server_ctx(version, key, cert);
+    int port;
+    int listener = demo_listen(64, &port);
 
     pid_t pids[WORKERS];
     for (int w = 0; w < WORKERS; w++) {
@@ -124,12 +60,7 @@ static int run(int version, EVP_PKEY *key, X509 *cert)
         }
     }
 
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    if (cctx == NULL)
-        die("SSL_CTX_new");
-    SSL_CTX_set_min_proto_version(cctx, version);
-    SSL_CTX_set_max_proto_version(cctx, version);
-    int port = ntohs(addr.sin_port);
+    SSL_CTX *cctx = demo_client_ctx(version);
     int resumed = 0, elsewhere = 0, resumed_elsewhere = 0;
     for (int c = 0; c < CLIENTS; c++) {
         int r, first, second;

@@ -100,10 +100,7 @@ if [ -n "$LIBSSL_DIR" ]; then
     export LD_LIBRARY_PATH="$LIBSSL_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
+. "$REPO/c-tests/report.sh"
 
 # The line the library says once on a release line it passes through.
 PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release line sesscache is exact on'
@@ -380,8 +377,7 @@ fi
 
 if [ "$HAVE_LIB" = 0 ] && [ "$PLAIN_ONLY" = 0 ]; then
     echo "library not found at $LIB: only plain libssl was run, nothing was compared"
-    echo "$PASSED passed, $FAILED failed"
+    finish
     exit 1
 fi
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -45,55 +45,15 @@ set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONNECTIONS=200
-RELOAD_CONNECTIONS=100
-KEEP=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -n) shift; CONNECTIONS="$1" ;;
-    --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
-TEST=run-apache-tests
 . "$REPO/c-tests/lib.sh"
-APACHE2="${APACHE2:-$(command -v apache2 || echo /usr/sbin/apache2)}"
+server_test_setup apache APACHE2 apache2 "$@"
 MODULES="${APACHE_MODULES:-/usr/lib/apache2/modules}"
-
-[ -x "$APACHE2" ] || die "apache2 not found (apt-get install apache2)"
 for m in mpm_event mpm_prefork ssl socache_shmcb lua authz_core; do
     [ -f "$MODULES/mod_$m.so" ] || die "$MODULES/mod_$m.so not found (apt-get install apache2)"
 done
-[ -f "$LIB" ] || die "$LIB not found (run make first)"
-command -v openssl >/dev/null || die "openssl not found"
-build_client
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-apache.XXXXXX")"
 # The children (nobody when run as root) read pid.lua under it.
 chmod 0755 "$TMP"
-PARENT=""
 
-stop_parent_hard() {
-    [ -n "$PARENT" ] || return 0
-    kill -KILL "$PARENT" $(pgrep -P "$PARENT" 2>/dev/null) 2>/dev/null || true
-    wait "$PARENT" 2>/dev/null || true
-    PARENT=""
-}
-
-cleanup() {
-    stop_parent_hard
-    if [ "$KEEP" = 1 ]; then
-        echo "$TEST: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-make_cert "$TMP"
 cat >"$TMP/pid.lua" <<'EOF'
 -- The pid of the child serving the request: the first field of its stat.
 function handle(r)
@@ -152,78 +112,21 @@ SSLSessionCache $cache
 EOF
 }
 
-# start_apache DIR PORT PRELOAD(0|1) CHILDREN: sets PARENT; waits for the
+# start_apache DIR PORT PRELOAD(0|1) CHILDREN: sets SERVER; waits for the
 # port and the children.
 start_apache() {
-    local dir="$1" port="$2" i
     # setsid: httpd signals its whole process group when it stops, which
     # must not reach this script.
-    if [ "$3" = 1 ]; then
-        setsid env LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" SESSCACHE_STATS="$dir/stats" \
-            "$APACHE2" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-    else
-        setsid env -u LD_PRELOAD -u SESSCACHE_LOG -u SESSCACHE_STATS \
-            "$APACHE2" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-    fi
-    PARENT=$!
-    for i in $(seq 100); do
-        if ! alive "$PARENT"; then
-            echo "apache2 exited at startup:" >&2
-            cat "$dir/stderr" "$dir/logs/error.log" >&2 2>/dev/null
-            wait "$PARENT" 2>/dev/null
-            PARENT=""
-            return 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
-            && [ "$(pgrep -c -P "$PARENT")" -ge "$4" ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "apache2 did not answer on port $port" >&2
-    return 1
+    launch "$1" "$3" setsid "$APACHE2" -f "$1/httpd.conf" -DFOREGROUND
+    wait_up apache2 "$2" "$4" "$1/stderr" "$1/logs/error.log"
 }
 
-# stop_apache: SIGTERM to the parent, wait up to 10 s, kill on timeout.
-# Returns the parent's exit status (1 on timeout).
-stop_apache() {
-    local i
-    [ -n "$PARENT" ] || return 0
-    kill -TERM "$PARENT" 2>/dev/null
-    for i in $(seq 100); do
-        alive "$PARENT" || break
-        sleep 0.1
-    done
-    if alive "$PARENT"; then
-        echo "apache2 did not stop within 10 s; killed" >&2
-        stop_parent_hard
-        return 1
-    fi
-    wait "$PARENT"
-    local status=$?
-    PARENT=""
-    return "$status"
-}
+# stop_apache: SIGTERM to the parent. Returns its exit status.
+stop_apache() { stop_server apache2 kill -TERM "$SERVER"; }
 
-# reload_apache CHILDREN: SIGUSR1 to the parent (graceful restart); waits
-# until the old children are gone and new ones are up. Prints them.
-reload_apache() {
-    local old i w gone now
-    old="$(children_of "$PARENT")"
-    kill -USR1 "$PARENT" || return 1
-    for i in $(seq 100); do
-        gone=1
-        for w in $old; do alive "$w" && gone=0; done
-        now="$(live_children_of "$PARENT")"
-        if [ "$gone" = 1 ] && [ "$(wc -w <<<"$now")" -ge "$1" ]; then
-            echo "$now"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "reload: old children ($old) still running after 10 s, or too few new ones" >&2
-    return 1
-}
+# reload_apache CHILDREN: SIGUSR1 to the parent (graceful restart: it
+# re-reads its configuration and replaces its children). Prints them.
+reload_apache() { reload_server "$1" kill -USR1 "$SERVER"; }
 
 # log_problems DIR: what the error log and stderr show that they should not.
 log_problems() {
@@ -247,9 +150,6 @@ check_log() {
     esac
 }
 
-PASSED=0
-FAILED=0
-
 # run_case CASE MPM CACHE PROTO(1.2|1.3)
 run_case() {
     local case="$1" mpm="$2" cache="$3" ver="$4" mode dir port line kids new_kids seen problems="" evidence=""
@@ -264,70 +164,33 @@ run_case() {
         first[$mode]=""; saved[$mode]=""; again[$mode]=""; new_kids=""
         if ! start_apache "$dir" "$port" "$([ $mode = lib ] && echo 1 || echo 0)" "$nkids"; then
             problems+="; $mode: apache2 did not start"
-            stop_parent_hard
+            stop_hard
             continue
         fi
-        kids="$(children_of "$PARENT")"
-        add_problems "$mode" < <(mapping_problems "$mode" "$PARENT $kids")
+        kids="$(children_of "$SERVER")"
+        add_problems "$mode" < <(mapping_problems "$mode" "$SERVER $kids")
         line="$("$CLIENT" --save "$dir/session.pem" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
             || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
         first[$mode]="$line"
         # prefork may add a child when a busy one is still closing: the
         # new one must map the library like the others.
-        later="$(live_children_of "$PARENT")"
+        later="$(live_children_of "$SERVER")"
         add_problems "$mode" < <(mapping_problems "$mode" "$later")
         seen="$kids $later"
         if new_kids="$(reload_apache "$nkids")"; then
-            add_problems "$mode after reload" < <(mapping_problems "$mode" "$PARENT $new_kids")
-            saved[$mode]="$("$CLIENT" --offer "$dir/session.pem" "$port" "$ver" 1 2>>"$dir/client.err")" \
-                || problems+="; $mode: client failed after reload"
-            again[$mode]="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
-                || problems+="; $mode: client failed after reload"
-            later="$(live_children_of "$PARENT")"
+            add_problems "$mode after reload" < <(mapping_problems "$mode" "$SERVER $new_kids")
+            reload_pass "$mode" "$dir" "$port" "$ver"
+            later="$(live_children_of "$SERVER")"
             add_problems "$mode after reload" < <(mapping_problems "$mode" "$later")
             seen+=" $new_kids $later"
         else
             problems+="; $mode: reload failed"
         fi
-        stop_apache
-        local status=$?
-        [ "$status" = 0 ] || problems+="; $mode: apache2 exited with status $status"
+        stop_apache || problems+="; $mode: apache2 exited with status $?"
         add_problems "$mode error log" < <(log_problems "$dir")
-        if [ "$mode" = plain ]; then
-            [ ! -e "$dir/sesscache.log" ] || problems+="; plain run wrote a sesscache log"
-        else
-            local log="$dir/sesscache.log" resumed served=" $seen " pid
-            resumed=$(($(resumed "${first[lib]}") + $(resumed "${saved[lib]}") + $(resumed "${again[lib]}")))
-            add_problems lib < <(check_log "$cache" "$log" "$resumed")
-            for pid in $(pids_with callback-hit "$log"); do
-                [ "$pid" = none ] || [[ "$served" == *" $pid "* ]] || problems+="; log: callback hits from $pid, not a child"
-            done
-            add_problems "stats at exit" < <(check_stats "$dir")
-            local left
-            left="$(leftovers "$log")"
-            [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
-            evidence="sesscache log: $(events "$log"); pids with callback-hits: $(pids_with callback-hit "$log")"
-        fi
+        after_run "$mode" "$dir" "$cache" "$seen"
     done
-    local what
-    for what in first again; do
-        local -n r="$what"
-        add_problems "$([ $what = first ] && echo before || echo after) reload" \
-            < <(rate_problems "$([ "$cache" = none ] && echo off || echo rate)" "${r[plain]}" "${r[lib]}")
-    done
-    [ "$(field resumed "${saved[lib]}")" -ge "$(field resumed "${saved[plain]}")" ] 2>/dev/null \
-        || problems+="; the saved session: plain ${saved[plain]:-no result}, sesscache ${saved[lib]:-no result}"
-    local title="$case TLSv$ver (SSLSessionCache $cache, mpm $mpm, $nkids children)"
-    local rates="plain $(field resumed "${first[plain]}")/$CONNECTIONS, sesscache $(field resumed "${first[lib]}")/$CONNECTIONS"
-    rates+="; after reload: saved session plain $(field resumed "${saved[plain]}")/1, sesscache $(field resumed "${saved[lib]}")/1"
-    rates+=", then plain $(field resumed "${again[plain]}")/$RELOAD_CONNECTIONS, sesscache $(field resumed "${again[lib]}")/$RELOAD_CONNECTIONS"
-    if [ -z "$problems" ]; then
-        PASSED=$((PASSED + 1))
-        echo "PASS $title: $rates; $evidence"
-    else
-        FAILED=$((FAILED + 1))
-        echo "FAIL $title: $rates; $evidence${problems}"
-    fi
+    reload_report "$([ "$cache" = none ] && echo off || echo rate)" "$case TLSv$ver (SSLSessionCache $cache, mpm $mpm, $nkids children)"
 }
 
 echo "apache2: $("$APACHE2" -v 2>&1 | sed -n 's/^Server version: //p'), $CONNECTIONS connections per run, library $LIB"
@@ -337,5 +200,4 @@ for ver in 1.2 1.3; do
     run_case none-event event none "$ver"
     run_case none-prefork prefork none "$ver"
 done
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -126,60 +126,6 @@ static void ext_remove(SSL_CTX *ctx, SSL_SESSION *s)
 
 /* ---- handshakes --------------------------------------------------------- */
 
-static void make_cert(void)
-{
-    BENCH_CHECK(selfsigned_make(&key, &cert));
-}
-
-static int step(SSL *s, int rc)
-{
-    if (rc == 1)
-        return 1;
-    int e = SSL_get_error(s, rc);
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-        bench_die("handshake step");
-    return 0;
-}
-
-/* One connection; returns the server's "reused" flag.  *out (if given)
- * receives the client's session after a one-byte exchange each way. */
-static int handshake(SSL_CTX *client, SSL_SESSION *offer, SSL_SESSION **out)
-{
-    SSL *c = SSL_new(client), *s = SSL_new(server);
-    BIO *bc, *bs;
-    char buf[8];
-    int cd = 0, sd = 0, reused;
-
-    BENCH_CHECK(c != NULL && s != NULL && BIO_new_bio_pair(&bc, 0, &bs, 0));
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    if (offer != NULL)
-        BENCH_CHECK(SSL_set_session(c, offer));
-    for (int i = 0; !(cd && sd); i++) {
-        BENCH_CHECK(i < 100);
-        if (!cd)
-            cd = step(c, SSL_do_handshake(c));
-        if (!sd)
-            sd = step(s, SSL_do_handshake(s));
-    }
-    /* one byte each way: the client reads the server's tickets too */
-    BENCH_CHECK(SSL_write(c, "q", 1) == 1);
-    BENCH_CHECK(SSL_read(s, buf, sizeof(buf)) == 1);
-    BENCH_CHECK(SSL_write(s, "a", 1) == 1);
-    BENCH_CHECK(SSL_read(c, buf, sizeof(buf)) == 1);
-    reused = SSL_session_reused(s);
-    if (out != NULL)
-        *out = SSL_get1_session(c);
-    /* a clean close: libssl keeps the session cached */
-    SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(c);
-    SSL_free(s);
-    return reused;
-}
-
 struct worker {
     long handshakes;
     pthread_barrier_t *start;
@@ -196,10 +142,10 @@ static void *run(void *p)
     if (tls12)
         BENCH_CHECK(SSL_CTX_set_max_proto_version(client, TLS1_2_VERSION));
     if (kind_resume)
-        handshake(client, NULL, &saved); /* the session to resume */
+        bench_handshake(server, client, NULL, &saved); /* the session to resume */
     pthread_barrier_wait(w->start);
     for (long i = 0; i < w->handshakes; i++) {
-        int reused = handshake(client, saved, NULL);
+        int reused = bench_handshake(server, client, saved, NULL);
         if (kind_resume && !reused)
             w->failed++;
     }
@@ -229,14 +175,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s full|resume12|resume13 internal|external|both THREADS [PREFILL] [HANDSHAKES]\n", argv[0]);
         return 2;
     }
-    make_cert();
-    server = SSL_CTX_new(TLS_server_method());
-    BENCH_CHECK(server != NULL);
-    BENCH_CHECK(SSL_CTX_use_certificate(server, cert) && SSL_CTX_use_PrivateKey(server, key));
-    /* stateful: TLS 1.2 session IDs, TLS 1.3 tickets that are session IDs */
-    SSL_CTX_set_options(server, SSL_OP_NO_TICKET);
-    SSL_CTX_set_timeout(server, 300);
-    BENCH_CHECK(SSL_CTX_set_session_id_context(server, (const unsigned char *)"bench", 5));
+    BENCH_CHECK(selfsigned_make(&key, &cert));
+    server = bench_server_ctx(cert, key);
     SSL_CTX_set_session_cache_mode(server, strcmp(cache, "external") == 0
                                    ? SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL
                                    : SSL_SESS_CACHE_SERVER);

@@ -43,52 +43,6 @@ static double cpu_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static int step(SSL *s, int rc)
-{
-    if (rc == 1)
-        return 1;
-    int e = SSL_get_error(s, rc);
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-        bench_die("handshake step");
-    return 0;
-}
-
-/* One connection (as bench_hs.c); returns the server's "reused" flag. */
-static int handshake(SSL_CTX *client, SSL_SESSION *offer, SSL_SESSION **out)
-{
-    SSL *c = SSL_new(client), *s = SSL_new(server);
-    BIO *bc, *bs;
-    char buf[8];
-    int cd = 0, sd = 0, reused;
-
-    BENCH_CHECK(c != NULL && s != NULL && BIO_new_bio_pair(&bc, 0, &bs, 0));
-    SSL_set_bio(c, bc, bc);
-    SSL_set_bio(s, bs, bs);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    if (offer != NULL)
-        BENCH_CHECK(SSL_set_session(c, offer));
-    for (int i = 0; !(cd && sd); i++) {
-        BENCH_CHECK(i < 100);
-        if (!cd)
-            cd = step(c, SSL_do_handshake(c));
-        if (!sd)
-            sd = step(s, SSL_do_handshake(s));
-    }
-    BENCH_CHECK(SSL_write(c, "q", 1) == 1);
-    BENCH_CHECK(SSL_read(s, buf, sizeof(buf)) == 1);
-    BENCH_CHECK(SSL_write(s, "a", 1) == 1);
-    BENCH_CHECK(SSL_read(c, buf, sizeof(buf)) == 1);
-    reused = SSL_session_reused(s);
-    if (out != NULL)
-        *out = SSL_get1_session(c);
-    SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(c);
-    SSL_free(s);
-    return reused;
-}
-
 static SSL_CTX *client_ctx(void)
 {
     SSL_CTX *client = SSL_CTX_new(TLS_client_method());
@@ -133,7 +87,7 @@ static void make_sessions(SSL_SESSION **out, long n)
 {
     SSL_CTX *client = client_ctx();
     for (long i = 0; i < n; i++)
-        BENCH_CHECK(handshake(client, NULL, &out[i]) == 0 && out[i] != NULL);
+        BENCH_CHECK(bench_handshake(server, client, NULL, &out[i]) == 0 && out[i] != NULL);
     SSL_CTX_free(client);
 }
 
@@ -170,7 +124,7 @@ static void *resume(void *p)
     SSL_CTX *client = client_ctx();
     pthread_barrier_wait(w->start);
     for (long i = 0; i < w->n; i++)
-        if (!handshake(client, w->sessions[i], NULL))
+        if (!bench_handshake(server, client, w->sessions[i], NULL))
             w->failed++;
     SSL_CTX_free(client);
     return NULL;
@@ -190,12 +144,7 @@ int main(int argc, char **argv)
     }
     tls12 = strcmp(kind, "resume12") == 0;
     BENCH_CHECK(selfsigned_make(&key, &cert));
-    server = SSL_CTX_new(TLS_server_method());
-    BENCH_CHECK(server != NULL);
-    BENCH_CHECK(SSL_CTX_use_certificate(server, cert) && SSL_CTX_use_PrivateKey(server, key));
-    SSL_CTX_set_options(server, SSL_OP_NO_TICKET);
-    SSL_CTX_set_timeout(server, 300);
-    BENCH_CHECK(SSL_CTX_set_session_id_context(server, (const unsigned char *)"bench", 5));
+    server = bench_server_ctx(cert, key);
 
     SSL_SESSION **sessions = calloc((size_t)n, sizeof(*sessions));
     BENCH_CHECK(sessions != NULL);

@@ -21,9 +21,7 @@ DEB="$(ls "$REPO"/target/deb/sesscache_*.deb 2>/dev/null | sort -V | tail -n 1)"
 as_root=()
 [ "$(id -u)" = 0 ] || as_root=(sudo --)
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-deb.XXXXXX")"
-FAILED=0
-fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
-pass() { echo "PASS $*"; }
+. "$REPO/c-tests/report.sh"
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' sesscache 2>/dev/null)" = installed ]; }
 
 if installed || [ -n "$(dpkg-query -W -f='${db:Status-Status}' sesscache 2>/dev/null)" ]; then
@@ -104,9 +102,4 @@ else
     fail "dpkg -r: status '$status', left: ${left:-none}"
 fi
 
-if [ "$FAILED" = 0 ]; then
-    echo "deb tests passed"
-else
-    echo "$FAILED deb test(s) failed"
-    exit 1
-fi
+finish

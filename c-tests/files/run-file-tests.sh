@@ -32,10 +32,7 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-files.XXXXXX")"
 chmod 755 "$TMP"
 trap 'rm -rf "$TMP"' EXIT
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
+. "$REPO/c-tests/report.sh"
 
 VICTIM="$TMP/victim"
 reset_victim() { printf 'precious\n' >"$VICTIM"; chmod 644 "$VICTIM"; }
@@ -181,5 +178,4 @@ if [ "$(id -u)" = 0 ]; then
     fi
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -43,49 +43,9 @@ set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONNECTIONS=200
-RELOAD_CONNECTIONS=100
-KEEP=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -n) shift; CONNECTIONS="$1" ;;
-    --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
-TEST=run-haproxy-tests
 . "$REPO/c-tests/lib.sh"
-HAPROXY="${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}"
+server_test_setup haproxy HAPROXY haproxy "$@"
 
-[ -x "$HAPROXY" ] || die "haproxy not found (apt-get install haproxy)"
-[ -f "$LIB" ] || die "$LIB not found (run make first)"
-command -v openssl >/dev/null || die "openssl not found"
-build_client
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-haproxy.XXXXXX")"
-MASTER=""
-
-stop_master_hard() {
-    [ -n "$MASTER" ] || return 0
-    kill -KILL "$MASTER" $(pgrep -P "$MASTER" 2>/dev/null) 2>/dev/null || true
-    wait "$MASTER" 2>/dev/null || true
-    MASTER=""
-}
-
-cleanup() {
-    stop_master_hard
-    if [ "$KEEP" = 1 ]; then
-        echo "$TEST: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-make_cert "$TMP"
 # HAProxy reads the certificate and its key from one file.
 cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/crt.pem"
 
@@ -109,74 +69,19 @@ frontend fe
 EOF
 }
 
-# start_haproxy DIR PORT PRELOAD(0|1): sets MASTER; waits for the port and
+# start_haproxy DIR PORT PRELOAD(0|1): sets SERVER; waits for the port and
 # the worker.
 start_haproxy() {
-    local dir="$1" port="$2" i
-    if [ "$3" = 1 ]; then
-        mkdir -p "$dir/stats"
-        env LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" SESSCACHE_STATS="$dir/stats" \
-            "$HAPROXY" -W -f "$dir/haproxy.cfg" >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-    else
-        env -u LD_PRELOAD -u SESSCACHE_LOG -u SESSCACHE_STATS \
-            "$HAPROXY" -W -f "$dir/haproxy.cfg" >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-    fi
-    MASTER=$!
-    for i in $(seq 100); do
-        if ! alive "$MASTER"; then
-            echo "haproxy exited at startup:" >&2
-            cat "$dir/stderr" >&2
-            wait "$MASTER" 2>/dev/null
-            MASTER=""
-            return 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ -n "$(children_of "$MASTER")" ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "haproxy did not answer on port $port" >&2
-    return 1
+    launch "$1" "$3" "$HAPROXY" -W -f "$1/haproxy.cfg"
+    wait_up haproxy "$2" 1 "$1/stderr"
 }
 
-# stop_haproxy: soft stop (SIGUSR1 to the master), wait up to 10 s, kill on
-# timeout. Returns the master's exit status (1 on timeout).
-stop_haproxy() {
-    local i
-    [ -n "$MASTER" ] || return 0
-    kill -USR1 "$MASTER" 2>/dev/null
-    for i in $(seq 100); do
-        alive "$MASTER" || break
-        sleep 0.1
-    done
-    if alive "$MASTER"; then
-        echo "haproxy did not stop within 10 s; killed" >&2
-        stop_master_hard
-        return 1
-    fi
-    wait "$MASTER"
-    local status=$?
-    MASTER=""
-    return "$status"
-}
+# stop_haproxy: soft stop (SIGUSR1 to the master). Returns its exit status.
+stop_haproxy() { stop_server haproxy kill -USR1 "$SERVER"; }
 
-# reload_haproxy: SIGUSR2 to the master; waits until the old worker is gone
-# and a new one is up. Prints the new worker.
-reload_haproxy() {
-    local old i w now
-    old="$(children_of "$MASTER")"
-    kill -USR2 "$MASTER" || return 1
-    for i in $(seq 100); do
-        now="$(live_children_of "$MASTER")"
-        if [ -n "$now" ] && [ "$now" != "$old" ]; then
-            for w in $old; do alive "$w" && now=""; done
-            [ -z "$now" ] || { echo "$now"; return 0; }
-        fi
-        sleep 0.1
-    done
-    echo "reload: no new worker, or the old one ($old) still running after 10 s" >&2
-    return 1
-}
+# reload_haproxy: SIGUSR2 to the master (it re-executes itself and forks a
+# new worker). Prints the new worker.
+reload_haproxy() { reload_server 1 kill -USR2 "$SERVER"; }
 
 # log_problems DIR: what HAProxy's stderr shows that it should not.
 log_problems() {
@@ -209,9 +114,6 @@ check_log() {
     esac
 }
 
-PASSED=0
-FAILED=0
-
 # run_case CASE CACHESIZE PROTO(1.2|1.3)
 run_case() {
     local case="$1" cachesize="$2" ver="$3" mode dir port line worker new_worker problems="" evidence=""
@@ -224,68 +126,30 @@ run_case() {
         first[$mode]=""; saved[$mode]=""; again[$mode]=""
         if ! start_haproxy "$dir" "$port" "$([ $mode = lib ] && echo 1 || echo 0)"; then
             problems+="; $mode: haproxy did not start"
-            stop_master_hard
+            stop_hard
             continue
         fi
-        worker="$(children_of "$MASTER")"
-        add_problems "$mode" < <(mapping_problems "$mode" "$MASTER $worker")
+        worker="$(children_of "$SERVER")"
+        add_problems "$mode" < <(mapping_problems "$mode" "$SERVER $worker")
         add_problems "$mode" < <(threads_problems "$worker")
         line="$("$CLIENT" --save "$dir/session.pem" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
             || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
         first[$mode]="$line"
-        [ "$(children_of "$MASTER")" = "$worker" ] || problems+="; $mode: the worker changed"
+        [ "$(children_of "$SERVER")" = "$worker" ] || problems+="; $mode: the worker changed"
         # With the cache off a TLS 1.2 worker may never reach the library,
         # and then writes no stats file.
         [ "$mode" = plain ] || [ "$case" = off ] || add_problems stats < <(check_stats "$dir" "$worker")
         if new_worker="$(reload_haproxy)"; then
             add_problems "$mode after reload" < <(mapping_problems "$mode" "$new_worker")
-            saved[$mode]="$("$CLIENT" --offer "$dir/session.pem" "$port" "$ver" 1 2>>"$dir/client.err")" \
-                || problems+="; $mode: client failed after reload"
-            again[$mode]="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
-                || problems+="; $mode: client failed after reload"
+            reload_pass "$mode" "$dir" "$port" "$ver"
         else
             problems+="; $mode: reload failed"
         fi
-        stop_haproxy
-        local status=$?
-        [ "$status" = 0 ] || problems+="; $mode: haproxy exited with status $status"
+        stop_haproxy || problems+="; $mode: haproxy exited with status $?"
         add_problems "$mode stderr" < <(log_problems "$dir")
-        if [ "$mode" = plain ]; then
-            [ ! -e "$dir/sesscache.log" ] || problems+="; plain run wrote a sesscache log"
-        else
-            local log="$dir/sesscache.log" resumed
-            resumed=$(($(resumed "${first[lib]}") + $(resumed "${saved[lib]}") + $(resumed "${again[lib]}")))
-            add_problems lib < <(check_log "$case" "$log" "$resumed")
-            add_problems "stats at exit" < <(check_stats "$dir")
-            local left
-            left="$(leftovers "$log")"
-            [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
-            local served=" $worker $new_worker " pid
-            for pid in $(pids_with callback-hit "$log"); do
-                [ "$pid" = none ] || [[ "$served" == *" $pid "* ]] || problems+="; log: callback hits from $pid, not a worker"
-            done
-            evidence="sesscache log: $(events "$log"); pids with callback-hits: $(pids_with callback-hit "$log")"
-        fi
+        after_run "$mode" "$dir" "$case" "$worker $new_worker"
     done
-    local what
-    for what in first again; do
-        local -n r="$what"
-        add_problems "$([ $what = first ] && echo before || echo after) reload" \
-            < <(rate_problems "$([ "$case" = off ] && echo off || echo rate)" "${r[plain]}" "${r[lib]}")
-    done
-    [ "$(field resumed "${saved[lib]}")" -ge "$(field resumed "${saved[plain]}")" ] 2>/dev/null \
-        || problems+="; the saved session: plain ${saved[plain]:-no result}, sesscache ${saved[lib]:-no result}"
-    local title="$case TLSv$ver (tune.ssl.cachesize $cachesize, nbthread 2)"
-    local rates="plain $(field resumed "${first[plain]}")/$CONNECTIONS, sesscache $(field resumed "${first[lib]}")/$CONNECTIONS"
-    rates+="; after reload: saved session plain $(field resumed "${saved[plain]}")/1, sesscache $(field resumed "${saved[lib]}")/1"
-    rates+=", then plain $(field resumed "${again[plain]}")/$RELOAD_CONNECTIONS, sesscache $(field resumed "${again[lib]}")/$RELOAD_CONNECTIONS"
-    if [ -z "$problems" ]; then
-        PASSED=$((PASSED + 1))
-        echo "PASS $title: $rates; $evidence"
-    else
-        FAILED=$((FAILED + 1))
-        echo "FAIL $title: $rates; $evidence${problems}"
-    fi
+    reload_report "$([ "$case" = off ] && echo off || echo rate)" "$case TLSv$ver (tune.ssl.cachesize $cachesize, nbthread 2)"
 }
 
 echo "haproxy: $("$HAPROXY" -v 2>&1 | head -1), $CONNECTIONS connections per run, library $LIB"
@@ -293,5 +157,4 @@ for ver in 1.2 1.3; do
     run_case cache 20000 "$ver"
     run_case off 0 "$ver"
 done
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -18,10 +18,7 @@ CC="${CC:-cc}"
 MAKE="${MAKE:-make}"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-install.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-FAILED=0
-
-fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
-pass() { echo "PASS $*"; }
+. "$REPO/c-tests/report.sh"
 mk() { "$MAKE" -s --no-print-directory -C "$REPO" "$@"; }
 
 # check_demo NAME OUTPUT-FILE: the demo ran under the installed library.
@@ -109,9 +106,4 @@ mk uninstall PREFIX="$PREFIX"
 left="$(find "$PREFIX" -type f)"
 [ -z "$left" ] && pass "uninstall PREFIX=…: no file left" || fail "uninstall left: $left"
 
-if [ "$FAILED" = 0 ]; then
-    echo "install tests passed"
-else
-    echo "$FAILED install test(s) failed"
-    exit 1
-fi
+finish

@@ -68,56 +68,16 @@ set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONNECTIONS=1000
-RELOAD_CONNECTIONS=100
-KEEP=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -n) shift; CONNECTIONS="$1" ;;
-    --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,67p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
-TEST=run-nginx-tests
 . "$REPO/c-tests/lib.sh"
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+server_test_setup nginx NGINX nginx "$@"
+MASTER_DIR=""      # the running master's run directory
 
-[ -x "$NGINX" ] || die "nginx not found (apt-get install nginx)"
-[ -f "$LIB" ] || die "$LIB not found (run make first)"
-command -v openssl >/dev/null || die "openssl not found"
-build_client
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-nginx.XXXXXX")"
-MASTER=""          # pid of the running nginx master, if any
-MASTER_DIR=""
-
-stop_master_hard() {
-    [ -n "$MASTER" ] || return 0
-    local workers
-    workers="$(pgrep -P "$MASTER" 2>/dev/null || true)"
-    kill -KILL "$MASTER" $workers 2>/dev/null || true
-    wait "$MASTER" 2>/dev/null || true
-    MASTER=""
-}
-
-cleanup() {
-    stop_master_hard
-    if [ -n "$REDIS_PID" ]; then
+cleanup_more() {
+    if [ -n "${REDIS_PID:-}" ]; then
         kill -KILL "$REDIS_PID" 2>/dev/null || true
         wait "$REDIS_PID" 2>/dev/null || true
     fi
-    if [ "$KEEP" = 1 ]; then
-        echo "run-nginx-tests: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-make_cert "$TMP"
 
 # NGINX_STORE=redis: a redis-server of our own, a key file only root reads,
 # stats directories the workers (nobody) may add files to.
@@ -190,82 +150,28 @@ EOF
 
 nginx_ctl() { "$NGINX" -p "$MASTER_DIR/" -e "$MASTER_DIR/error.log" -c "$MASTER_DIR/nginx.conf" "$@"; }
 
-# start_nginx DIR PORT WORKERS PRELOAD(0|1): sets MASTER; waits for the port
+# start_nginx DIR PORT WORKERS PRELOAD(0|1): sets SERVER; waits for the port
 # and for all workers.
 start_nginx() {
-    local dir="$1" port="$2" workers="$3" preload="$4" i
+    local dir="$1" store=()
     MASTER_DIR="$dir"
-    if [ "$preload" = 1 ]; then
+    if [ "$4" = 1 ]; then
+        store=(env "${STORE_ENV[@]}" ${KEY_FILE:+SESSCACHE_STORE_KEY_FILE="$KEY_FILE"})
         mkdir -p "$dir/stats"
         # Workers that are nobody's write their stats files into a sticky
         # directory of root's.
         [ "${NGINX_STORE:-}" != redis ] || chmod 1777 "$dir/stats"
-        env LD_PRELOAD="$LIB" SESSCACHE_LOG="$dir/sesscache.log" SESSCACHE_STATS="$dir/stats" \
-            "${STORE_ENV[@]}" ${KEY_FILE:+SESSCACHE_STORE_KEY_FILE="$KEY_FILE"} "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
-            >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-    else
-        env -u LD_PRELOAD -u SESSCACHE_LOG -u SESSCACHE_STATS \
-            "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
-            >"$dir/stdout" 2>"$dir/stderr" </dev/null &
     fi
-    MASTER=$!
-    for i in $(seq 100); do
-        if ! alive "$MASTER"; then
-            echo "nginx exited at startup:" >&2
-            cat "$dir/stderr" "$dir/error.log" >&2 2>/dev/null
-            wait "$MASTER" 2>/dev/null
-            MASTER=""
-            return 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
-            && [ "$(pgrep -c -P "$MASTER")" -ge "$workers" ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "nginx did not answer on port $port" >&2
-    return 1
+    launch "$dir" "$4" "${store[@]}" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf"
+    wait_up nginx "$2" "$3" "$dir/stderr" "$dir/error.log"
 }
 
-# stop_nginx: graceful quit, then wait up to 10 s; kill on timeout. Returns
-# the master's exit status (1 on timeout).
-stop_nginx() {
-    local i status
-    [ -n "$MASTER" ] || return 0
-    nginx_ctl -s quit 2>/dev/null || kill -QUIT "$MASTER" 2>/dev/null
-    for i in $(seq 100); do
-        alive "$MASTER" || break
-        sleep 0.1
-    done
-    if alive "$MASTER"; then
-        echo "nginx did not quit within 10 s; killed" >&2
-        stop_master_hard
-        return 1
-    fi
-    wait "$MASTER"
-    status=$?
-    MASTER=""
-    return "$status"
-}
+# stop_nginx: graceful quit. Returns the master's exit status.
+stop_nginx() { stop_server nginx nginx_quit; }
+nginx_quit() { nginx_ctl -s quit 2>/dev/null || kill -QUIT "$SERVER"; }
 
-# reload_nginx: reload and wait until the old workers are gone and the new
-# ones are up. Prints the new workers.
-reload_nginx() {
-    local workers="$1" old i w gone
-    old="$(children_of "$MASTER")"
-    nginx_ctl -s reload || return 1
-    for i in $(seq 100); do
-        gone=1
-        for w in $old; do alive "$w" && gone=0; done
-        if [ "$gone" = 1 ] && [ "$(pgrep -c -P "$MASTER")" -ge "$workers" ]; then
-            children_of "$MASTER"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "reload: old workers ($old) still running after 10 s" >&2
-    return 1
-}
+# reload_nginx WORKERS: `nginx -s reload`. Prints the new workers.
+reload_nginx() { reload_server "$1" nginx_ctl -s reload; }
 
 # log_problems DIR: nginx's error log and stderr must show no crash, alert or
 # sesscache warning. Prints what it found.
@@ -339,9 +245,6 @@ not_nobody() {
     done
 }
 
-PASSED=0
-FAILED=0
-
 # run_case CASE WORKERS CACHE PROTO(1.2|1.3)
 run_case() {
     local case="$1" workers="$2" cache="$3" ver="$4" mode dir port line workers_before workers_after
@@ -353,10 +256,10 @@ run_case() {
         write_conf "$dir" "$port" "$workers" "TLSv$ver" "$cache"
         if ! start_nginx "$dir" "$port" "$workers" "$([ $mode = lib ] && echo 1 || echo 0)"; then
             problems+="; $mode: nginx did not start"
-            stop_master_hard
+            stop_hard
             continue
         fi
-        workers_before="$(children_of "$MASTER")"
+        workers_before="$(children_of "$SERVER")"
         # The library is mapped into every worker exactly when preloaded.
         add_problems "$mode" < <(mapping_problems "$mode" "$workers_before")
         [ -z "$REDIS_PID" ] || { rcli FLUSHALL >/dev/null; add_problems "$mode" < <(not_nobody "$workers_before"); }
@@ -368,7 +271,7 @@ run_case() {
             evidence="$stored sessions in Redis; "
             [ "$stored" -gt 0 ] || problems+="; lib: nothing written to Redis"
         fi
-        workers_after="$(children_of "$MASTER")"
+        workers_after="$(children_of "$SERVER")"
         [ "$workers_before" = "$workers_after" ] \
             || problems+="; $mode: workers changed ($workers_before -> $workers_after)"
         add_problems "$mode" < <(check_rates "$case" "$line" "$mode")
@@ -386,22 +289,15 @@ run_case() {
                 reload_line="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
                     || problems+="; reload: client failed"
                 add_problems "after reload" < <(check_rates "$case" "$reload_line")
-                [ "$(children_of "$MASTER")" = "$new_workers" ] || problems+="; after reload: workers changed"
+                [ "$(children_of "$SERVER")" = "$new_workers" ] || problems+="; after reload: workers changed"
             else
                 problems+="; reload failed"
             fi
         fi
-        stop_nginx
-        status=$?
-        [ "$status" = 0 ] || problems+="; $mode: nginx quit with status $status"
+        stop_nginx || problems+="; $mode: nginx quit with status $?"
         add_problems "$mode error log" < <(log_problems "$dir")
-        if [ "$mode" = plain ]; then
-            [ ! -e "$dir/sesscache.log" ] || problems+="; plain run wrote a sesscache log"
-        else
-            local left
-            left="$(leftovers "$dir/sesscache.log")"
-            [ -z "$left" ] || problems+="; sessions never released at exit (pid:count) $left"
-            add_problems "stats at exit" < <(check_stats "$dir")
+        add_problems "$mode" < <(exit_problems "$mode" "$dir")
+        if [ "$mode" = lib ]; then
             [ "$(count ctx-free "$dir/sesscache.log")$(count flush "$dir/sesscache.log")" != 00 ] \
                 || [ "$case" = off ] || [ "$case" = shared ] \
                 || problems+="; no flush/ctx-free at worker exit"
@@ -417,13 +313,7 @@ run_case() {
         awk -v a="$ls" -v b="$ln" -v c="$ps" -v d="$pn" 'BEGIN { exit !(b > 0 && d > 0 && a / b >= c / d) }' \
             || problems+="; same-worker resumption below plain nginx's"
     fi
-    if [ -z "$problems" ]; then
-        PASSED=$((PASSED + 1))
-        echo "PASS $title: $rates; $evidence"
-    else
-        FAILED=$((FAILED + 1))
-        echo "FAIL $title: $rates; $evidence${problems}"
-    fi
+    pass_unless "$problems" "$title: $rates; $evidence"
 }
 
 # run_unusable KIND PROTO(1.2|1.3): nginx preloaded with a key file no
@@ -450,7 +340,7 @@ run_unusable() {
         [ "$status" = 0 ] || problems+="; nginx quit with status $status"
     else
         problems+="; nginx did not start"
-        stop_master_hard
+        stop_hard
     fi
     KEY_FILE=""
     said="$(grep -m1 'the store is not used' "$dir/error.log" 2>/dev/null)"
@@ -467,11 +357,7 @@ run_unusable() {
     n="$(field of "$line")"; resumed="$(field resumed "$line")"
     local title="redis-unusable-$kind TLSv$ver (key file $kind, builtin:1000, 2 workers)"
     local found="error log: ${said:-none}; $stats stats files; local cache only: $resumed/$n resumed"
-    if [ -z "$problems" ]; then
-        PASSED=$((PASSED + 1)); echo "PASS $title: $found"
-    else
-        FAILED=$((FAILED + 1)); echo "FAIL $title: $found$problems"
-    fi
+    pass_unless "$problems" "$title: $found"
 }
 
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $CONNECTIONS connections per run, library $LIB"
@@ -495,5 +381,4 @@ for ver in 1.2 1.3; do
     run_case both 2 "builtin:1000 shared:SSL:1m" "$ver"
     run_case off 2 "off" "$ver"
 done
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -24,8 +24,6 @@ SOAK_SECONDS=${SHM_SOAK_SECONDS:-30}
 CC=${CC:-cc}
 SMALL=$((256 * 1024)) # SESSCACHE_STORE_SIZE of one shard: every key shares one lock
 
-PASSED=0
-FAILED=0
 declare -A SPID=() SPORT=() SDIR=()
 SHM_FILES=()
 MOUNTED=
@@ -42,9 +40,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*"; }
-pass() { PASSED=$((PASSED + 1)); say "PASS $1: $2"; }
-fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; }
-check() { if [ "$2" = 0 ]; then pass "$1" "$3"; else fail "$1" "$3"; fi; }
+. "$ROOT/c-tests/report.sh"
 ok() { awk "BEGIN { exit !($1) }"; }
 want() { [[ " $CASES " == *" $1 "* ]]; }
 
@@ -160,7 +156,7 @@ many_procs() { # CASE-NAME PROCS N
         r=$(field "$W/$CASE/shm" total resumed); o=$(field "$W/$CASE/shm" total offered)
         f=$(field "$W/$CASE/shm" total failed)
         pr=$(field "$W/$CASE/plain" total resumed); po=$(field "$W/$CASE/plain" total offered)
-        check "$name-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && { [ "$procs" = fork ] || [ "$(counter S store_hits)" -gt 0 ]; } && echo 0 || echo 1)" \
+        verdict "$name-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && { [ "$procs" = fork ] || [ "$(counter S store_hits)" -gt 0 ]; } && echo 0 || echo 1)" \
             "shm: resumed=$r of offered=$o ($(rate "$r" "$o"), need >= 99%) failed=$f; plain libssl: resumed=$pr of $po ($(rate "$pr" "$po")); $(store_stats S); stderr: $(head -c 200 "${SDIR[S]}/stderr")"
     done
 }
@@ -179,7 +175,7 @@ if want join; then
         stop_all
         r=$(field "$W/$CASE/client" total resumed); o=$(field "$W/$CASE/client" total offered)
         fl=$(field "$W/$CASE/client" total failed)
-        check "join-by-path-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$fl" = 0 ] && [ "$mode" = 600 ] && echo 0 || echo 1)" \
+        verdict "join-by-path-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$fl" = 0 ] && [ "$mode" = 600 ] && echo 0 || echo 1)" \
             "two servers on $f (mode $mode), connections alternating: resumed=$r of offered=$o ($(rate "$r" "$o"), need >= 99%) failed=$fl; $(store_stats A) $(store_stats B); check: $(checker "$f" $((16 << 20)))"
     done
     # Joining by path needs the key file: without it the store is refused,
@@ -195,7 +191,7 @@ if want join; then
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     msg=$(grep -m1 -E '^sesscache(\[[0-9]+\])?:' "$W/$CASE/stderr" || true)
     r=$(field "$W/$CASE/client" total resumed)
-    check join-without-key "$([ -n "$msg" ] && [ ! -e "$f" ] && [ "$r" -ge 48 ] && echo 0 || echo 1)" \
+    verdict join-without-key "$([ -n "$msg" ] && [ ! -e "$f" ] && [ "$r" -ge 48 ] && echo 0 || echo 1)" \
         "stderr='${msg:-<none>}' file made=$([ -e "$f" ] && echo yes || echo no) local resumed=$r of 50"
 fi
 
@@ -227,7 +223,7 @@ if want removal; then
                 failed=$((failed + $(field "$W/$CASE/client$round" total failed)))
             done
             stop_all
-            check "removal-$how-tls$v" "$([ "$bad" = 0 ] && [ "$vacuous" -lt "$rounds" ] && [ "$failed" = 0 ] && echo 0 || echo 1)" \
+            verdict "removal-$how-tls$v" "$([ "$bad" = 0 ] && [ "$vacuous" -lt "$rounds" ] && [ "$failed" = 0 ] && echo 0 || echo 1)" \
                 "rounds=$rounds: removed session resumed afterwards in $bad (need 0); rounds where conn 10 did not resume (nothing to remove) $vacuous; failed=$failed; $(store_stats A)$([ "$how" = path ] && echo " $(store_stats B)")"
         done
     done
@@ -253,11 +249,11 @@ if want early; then
                 -tls1_3 -sess_in "$d/sess.pem" -early_data "$d/early.txt" >"$d/$s.out" 2>&1 &
         done
         wait $(jobs -p | tail -2) 2>/dev/null || true
-        n=$(grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null | wc -l)
+        n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
         case $n in 0) never=$((never + 1)) ;; 1) once=$((once + 1)) ;; *) twice=$((twice + 1)) ;; esac
     done
     stop_all
-    check early-data-single-use "$([ "$twice" = 0 ] && [ "$once" -gt 0 ] && echo 0 || echo 1)" \
+    verdict early-data-single-use "$([ "$twice" = 0 ] && [ "$once" -gt 0 ] && echo 0 || echo 1)" \
         "100 rounds of one session offered with early data to A and B at once: accepted by both in $twice (need 0), by one in $once (need > 0), by neither in $never; $(store_stats A) $(store_stats B)"
 fi
 
@@ -306,7 +302,7 @@ if want faults; then
                 cond=$([ "$stopped" = yes ] && [ "$fl" = 0 ] && [ "$lto" -ge 1 ] && ok "$mx < 1000" && echo 0 || echo 1)
                 need="need: stopped there, failed=0, lock_timeouts >= 1, max_ms < 1000"
             fi
-            check "fault-$step-$end" "$cond" \
+            verdict "fault-$step-$end" "$cond" \
                 "victim stopped at '$step': $stopped; survivor afterwards: resumed=$r of offered=$o failed=$fl max_ms=$mx; $(store_stats B); check: $chk ($need)"
         done
     done
@@ -323,7 +319,7 @@ if want faults; then
     fl=$(( $(field "$W/$CASE/client" total failed) + $(field "$W/$CASE/fill" total failed) ))
     ev=$(( $(counter A store_evictions) + $(counter B store_evictions) ))
     chk=$(checker "$f")
-    check fault-fill "$([ "$fl" = 0 ] && [ "$ev" -ge 1000 ] && ok "$r >= 0.99 * $o" && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
+    verdict fault-fill "$([ "$fl" = 0 ] && [ "$ev" -ge 1000 ] && ok "$r >= 0.99 * $o" && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
         "3000 handshakes into 64 slots: failed=$fl evictions=$ev (need >= 1000); then resumed=$r of offered=$o cross-server; $(store_stats A) $(store_stats B); check: $chk"
 fi
 
@@ -360,7 +356,7 @@ if want oversize; then
                 cond=$([ -n "$ro" ] && ok "$ro >= 0.99 * $oo" && ok "$rc >= 0.99 * $oc" && [ "$over" = 0 ] && [ "$fl" = 0 ] && [ "$exited" = 2 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)
                 need="need: own and cross >= 99%, oversize 0, failed 0, both exited normally, consistent"
             fi
-            check "oversize-${pad}B-tls$v" "$cond" \
+            verdict "oversize-${pad}B-tls$v" "$cond" \
                 "sessions padded by $pad bytes: same server resumed=$ro of $oo, other server resumed=$rc of $oc, failed=$fl; store_oversize stats=$over sesscache_counter=$api; exited_normally=$exited; $(store_stats A) $(store_stats B); check: $chk ($need)"
         done
     done
@@ -383,10 +379,10 @@ hostile_case() { # NAME FILE EXPECT(refused|joined)
     local crashed=no
     grep -q 'READY' "${SDIR[H]}/stdout" && grep -q '^server ' "${SDIR[H]}/stdout" || crashed=yes
     if [ "$expect" = refused ]; then
-        check "hostile-$name" "$([ -n "$msg" ] && [ "$before" = "$after" ] && [ "$r" -ge 98 ] && [ "$crashed" = no ] && echo 0 || echo 1)" \
+        verdict "hostile-$name" "$([ -n "$msg" ] && [ "$before" = "$after" ] && [ "$r" -ge 98 ] && [ "$crashed" = no ] && echo 0 || echo 1)" \
             "stderr='${msg:-<none>}' unchanged=$([ "$before" = "$after" ] && echo yes || echo no) local resumed=$r of 100 exited_normally=$([ $crashed = no ] && echo yes || echo no)"
     else
-        check "hostile-$name" "$([ "$r" -ge 98 ] && [ "$crashed" = no ] && [ "$(counter H store_hits)" = 0 ] && echo 0 || echo 1)" \
+        verdict "hostile-$name" "$([ "$r" -ge 98 ] && [ "$crashed" = no ] && [ "$(counter H store_hits)" = 0 ] && echo 0 || echo 1)" \
             "joined; resumed=$r of 100 (own cache), store hits from the random slots=$(counter H store_hits) exited_normally=$([ $crashed = no ] && echo yes || echo no); $(store_stats H)"
     fi
 }
@@ -440,7 +436,7 @@ if want tmpfs; then
         msg=$(grep -m1 -E '^sesscache(\[[0-9]+\])?:' "${SDIR[T]}/stderr" || true)
         r=$(field "$W/$CASE/client" total resumed)
         exited=$(grep -c '^server ' "${SDIR[T]}/stdout" || true)
-        check tmpfs-too-small "$([ -n "$msg" ] && [ ! -e "$mnt/store" ] && [ "$r" -ge 98 ] && [ "$exited" = 1 ] && echo 0 || echo 1)" \
+        verdict tmpfs-too-small "$([ -n "$msg" ] && [ ! -e "$mnt/store" ] && [ "$r" -ge 98 ] && [ "$exited" = 1 ] && echo 0 || echo 1)" \
             "4 MiB store on a 1 MiB tmpfs: stderr='${msg:-<none>}' file left=$([ -e "$mnt/store" ] && echo yes || echo no) local resumed=$r of 100 exited_normally=$exited"
         umount "$mnt"; MOUNTED=
     else
@@ -509,9 +505,8 @@ if want soak; then
     flushes=$(sed -n 's/^server .* flushes=\([0-9]*\).*/\1/p' "${SDIR[C]}/stdout")
     unclean=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | sed -n 's/^server .* unclean=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
     exited=$(cat "${SDIR[A]}/stdout" "${SDIR[B]}/stdout" "${SDIR[C]}/stdout" | grep -c '^server ' || true)
-    check soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [ "${flushes:-0}" -ge 10 ] && [ "$exited" = 4 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
+    verdict soak "$([ "$finished" = 1 ] && [ "$failed" = 0 ] && [ "$kills" -ge 10 ] && [ "${flushes:-0}" -ge 10 ] && [ "$exited" = 4 ] && [[ $chk == consistent* ]] && echo 0 || echo 1)" \
         "${SOAK_SECONDS}s: $kills SIGKILLs of a store user (2 threads); survivors (A 3 threads, B 2 workers x 2 threads, C 2 threads + flusher): $total handshakes by 6 clients, failed=$failed, resumed=$resumed of offered=$offered ($(rate "$resumed" "$offered")), unclean ends (removals)=$unclean, flushes=${flushes:-0}, all finished=$finished, processes exited normally=$exited of 4; $(store_stats A) $(store_stats B) $(store_stats C); check: $chk (need: failed 0, all finished, kills >= 10, flushes >= 10, 4 exited normally, consistent)"
 fi
 
-say "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish

@@ -22,9 +22,7 @@ STATS_BIN="${SESSCACHE_STATS_BIN:-$REPO/target/release/sesscache-stats}"
 DEMO="${DEMO:-$REPO/target/demo/demo}"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/sesscache-stats.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-FAILED=0
-fail() { echo "FAIL $*"; FAILED=$((FAILED + 1)); }
-pass() { echo "PASS $*"; }
+. "$REPO/c-tests/report.sh"
 for f in "$LIB" "$STATS_BIN" "$DEMO"; do
     [ -x "$f" ] || [ -f "$f" ] || { echo "test-stats: $f not found (run make first)" >&2; exit 2; }
 done
@@ -140,9 +138,4 @@ timeout 10 "$STATS_BIN" "$D" >"$TMP/report3" 2>&1 || status=$?
     && pass "a directory of garbage only: exit 1, 'no readable stats file'" \
     || fail "garbage only: exit $status: $(tr '\n' ' ' <"$TMP/report3")"
 
-if [ "$FAILED" = 0 ]; then
-    echo "stats tests passed"
-else
-    echo "$FAILED stats test(s) failed"
-    exit 1
-fi
+finish

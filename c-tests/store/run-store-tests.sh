@@ -37,8 +37,6 @@ REDIS_PID=
 REDIS_PORT=
 CLIENT_PID=
 declare -A SPID=() SPORT=() SDIR=()
-PASSED=0
-FAILED=0
 
 cleanup() {
     local pid
@@ -56,13 +54,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+. "$ROOT/c-tests/report.sh"
 say() { printf '%s\n' "$*"; }
-pass() { PASSED=$((PASSED + 1)); say "PASS $1: $2"; }
-fail() { FAILED=$((FAILED + 1)); say "FAIL $1: $2"; }
 info() { say "INFO $1: $2"; }
-check() { # check NAME CONDITION-STATUS NUMBERS
-    if [ "$2" = 0 ]; then pass "$1" "$3"; else fail "$1" "$3"; fi
-}
 # float/int comparison through awk: ok "a >= b"
 ok() { awk "BEGIN { exit !($1) }"; }
 
@@ -279,7 +273,7 @@ if want 0; then
     f=$(field "$W/c0/client" total failed)
     msg=$(grep -m1 -E '^sesscache(\[[0-9]+\])?:' "${SDIR[A]}/stderr" || true)
     keys=$(rcli DBSIZE)
-    check "0-no-key" "$([ -n "$msg" ] && [ "$r" -ge 198 ] && [ "$f" = 0 ] && [ "$keys" = 0 ] && echo 0 || echo 1)" \
+    verdict "0-no-key" "$([ -n "$msg" ] && [ "$r" -ge 198 ] && [ "$f" = 0 ] && [ "$keys" = 0 ] && echo 0 || echo 1)" \
         "stderr='${msg:-<none>}' local resumed=$r of 200 failed=$f redis_keys=$keys"
 fi
 
@@ -297,7 +291,7 @@ if want 1; then
         r=$(field "$W/c1-$v/client" total resumed)
         f=$(field "$W/c1-$v/client" total failed)
         rate=$(awk -v r="$r" 'BEGIN { printf "%.1f", 100 * r / 1000 }')
-        check "1-cross-resume-tls$v" "$([ "$r" -ge 990 ] && [ "$f" = 0 ] && echo 0 || echo 1)" \
+        verdict "1-cross-resume-tls$v" "$([ "$r" -ge 990 ] && [ "$f" = 0 ] && echo 0 || echo 1)" \
             "resumed=$r of 1000 (${rate}%, need >= 990) failed=$f $late hs/s=$(field "$W/c1-$v/client" total hs_per_s) redis_keys=$keys $(store_stats A) $(store_stats B)"
     done
     # A new session every second connection: every offered session was made
@@ -314,7 +308,7 @@ if want 1; then
         r=$(field "$d/client" total resumed)
         o=$(field "$d/client" total offered)
         f=$(field "$d/client" total failed)
-        check "1-cross-fresh-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
+        verdict "1-cross-fresh-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
             "resumed=$r of offered=$o (need >= 99%) failed=$f $late $(store_stats A) $(store_stats B)"
     done
     # Without pushes every cross-process resumption is a Redis read (not asserted).
@@ -348,7 +342,7 @@ if want 2; then
         f=$(field "$d/client" total failed)
         bunclean=$(sed -n 's/^server .* unclean=\([0-9]*\).*/\1/p' "${SDIR[B]}/stdout")
         # conn 10 must be a cross-process resumption (else the check is vacuous)
-        check "2-unclean-tls$v" "$([ "$r10" = 1 ] && [ "$r11" = 0 ] && [ "$same" = 1 ] && [ "$offr" = 1 ] && [ "$f" = 0 ] && [ "$exists" = 0 ] && [ "$bunclean" = 1 ] && echo 0 || echo 1)" \
+        verdict "2-unclean-tls$v" "$([ "$r10" = 1 ] && [ "$r11" = 0 ] && [ "$same" = 1 ] && [ "$offr" = 1 ] && [ "$f" = 0 ] && [ "$exists" = 0 ] && [ "$bunclean" = 1 ] && echo 0 || echo 1)" \
             "conn10(B, unclean) resumed=$r10; conn11(A) offered it (resumable on the client: $offr): resumed=$r11 (need 0); key in redis after=$exists (need 0); B unclean=$bunclean failed=$f total_resumed=$(field "$d/client" total resumed)/20 $(store_stats A) $(store_stats B)"
     done
     # Without pushes, A is not told (its local copy may still resume): not asserted.
@@ -437,7 +431,7 @@ run_outage_once() { # run_outage_once NAME VERSION MODE ATTEMPT [CLIENT-OPTIONSâ
         say "  first run of 3-redis-$mode-tls$v: max_ms=$mx (limit $limit), over the limit: ${slow:-?}; $(grep '^slow ' "$d/client" | head -5 | tr '\n' ' ')"
         return
     fi
-    check "3-redis-$mode-tls$v${*:+ $*}" \
+    verdict "3-redis-$mode-tls$v${*:+ $*}" \
         "$([ "$others_ok" = 1 ] && [ "$fast" = 1 ] && echo 0 || echo 1)" \
         "failed=${f:-?} max_ms=${mx:-?} (limit $limit) over_limit=${slow:-?} last300: resumed=${tail_r:-?} of offered=${tail_o:-?} (need >= 90%) total resumed=${r:-?} of $n; redis down after window $t_down, back after window $t_up; per-100 resumed/offered: $windows_txt; $(store_stats A) $(store_stats B)$([ "$attempt" = 2 ] && echo "; second run (the first failed only the latency bound)")"
 }
@@ -483,9 +477,9 @@ bad_blob() { # bad_blob VERSION KIND
     rej=$(counter B store_rejected)
     local nums="stored=$stored $what B: resumed=$r failed=$f store_rejected=$rej; key still in redis=$after; $(store_stats B)"
     if [ "$kind" = control ] || [ "$kind" = rotation ]; then
-        check "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 1 ] && [ "$f" = 0 ] && [ "$rej" = 0 ] && echo 0 || echo 1)" "$nums (must resume)"
+        verdict "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 1 ] && [ "$f" = 0 ] && [ "$rej" = 0 ] && echo 0 || echo 1)" "$nums (must resume)"
     else
-        check "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && ge_num "$rej" 1 && echo 0 || echo 1)" "$nums"
+        verdict "4-$kind-tls$v" "$([ "$stored" = 1 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && ge_num "$rej" 1 && echo 0 || echo 1)" "$nums"
     fi
 }
 if want 4; then
@@ -524,7 +518,7 @@ if want 5; then
         f=$(field "$d/b" total failed)
         bm=$(counter B misses)
         # B must have been asked (a miss) for the check to mean anything
-        check "5-ttl-tls$v" "$([ "$stored" = 1 ] && [ "$pttl" -gt 0 ] && [ "$pttl" -le 2000 ] && [ "$gone" = 0 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && ge_num "$bm" 1 && echo 0 || echo 1)" \
+        verdict "5-ttl-tls$v" "$([ "$stored" = 1 ] && [ "$pttl" -gt 0 ] && [ "$pttl" -le 2000 ] && [ "$gone" = 0 ] && [ "$r" = 0 ] && [ "$f" = 0 ] && ge_num "$bm" 1 && echo 0 || echo 1)" \
             "stored=$stored pttl_ms=$pttl (need 1..2000) exists_after_4s=$gone (need 0) B resumed=$r failed=$f B_lookups(misses)=$bm (need >= 1) B_pushes_received=$(counter B store_pushes) $(store_stats B)"
     done
 fi
@@ -599,7 +593,7 @@ if want 7; then
     stop_server P
     first=$(grep -c -e 'Early data was accepted' "$d/p1.out" || true)
     second=$(grep -c -e '^Reused' "$d/p2.out" || true)
-    check "7-libssl-single-use" "$([ "$first" = 1 ] && [ "$second" = 0 ] && echo 0 || echo 1)" \
+    verdict "7-libssl-single-use" "$([ "$first" = 1 ] && [ "$second" = 0 ] && echo 0 || echo 1)" \
         "plain libssl, one server: first offer early data accepted=$first (need 1), second offer resumed=$second (need 0)"
 
     new_case c7
@@ -613,7 +607,7 @@ if want 7; then
         early_make "${SPORT[$maker]}" "$d/sess.pem"
         for s in A B; do early_offer "${SPORT[$s]}" "$d/sess.pem" "$d/$s.out" early & done
         wait $(jobs -p | tail -2) 2>/dev/null || true
-        n=$(grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null | wc -l)
+        n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
         case $n in
             0) never=$((never + 1)) ;;
             1) once=$((once + 1)) ;;
@@ -628,9 +622,9 @@ if want 7; then
     done
     keys=$(rcli DBSIZE)
     stop_all
-    check "7-early-data-single-use" "$([ "$twice" = 0 ] && [ "$once" -gt 0 ] && echo 0 || echo 1)" \
+    verdict "7-early-data-single-use" "$([ "$twice" = 0 ] && [ "$once" -gt 0 ] && echo 0 || echo 1)" \
         "100 tries of one session offered with early data to A and B at once (made on A in 50, on C in 50): accepted by both in $twice (need 0; $twice_local of them made on A), by one in $once (need > 0), by neither in $never; $(store_stats A) $(store_stats B)"
-    check "7-resume-without-early-data" "$([ "$resumed_plain" -ge 19 ] && echo 0 || echo 1)" \
+    verdict "7-resume-without-early-data" "$([ "$resumed_plain" -ge 19 ] && echo 0 || echo 1)" \
         "early-data servers, a session made on A offered to B without early data: resumed $resumed_plain of 20 (need >= 19) redis_keys=$keys"
 
     new_case c7-plain
@@ -643,7 +637,7 @@ if want 7; then
     r=$(field "$W/c7-plain/client" total resumed)
     f=$(field "$W/c7-plain/client" total failed)
     pool=$(counter B store_pool_hits)
-    check "7-no-early-data-unaffected" "$([ "$r" -ge 396 ] && [ "$f" = 0 ] && ge_num "$pool" 1 && echo 0 || echo 1)" \
+    verdict "7-no-early-data-unaffected" "$([ "$r" -ge 396 ] && [ "$f" = 0 ] && ge_num "$pool" 1 && echo 0 || echo 1)" \
         "servers without early data, A,B alternating: resumed=$r of 400 (need >= 396) failed=$f B store_pool_hits=$pool (need >= 1) $(store_stats A) $(store_stats B)"
 fi
 
@@ -780,7 +774,7 @@ if want 8; then
         f=$(field "$d/client" total failed)
         sa=$(status_of A); sb=$(status_of B)
         na=$(c8_said_n A); nb=$(c8_said_n B)
-        check "8-$label-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && ge_num "$keys" 1 \
+        verdict "8-$label-tls$v" "$([ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && ge_num "$keys" 1 \
             && [ "$sa" = ok ] && [ "$sb" = ok ] && [ "$na" = 0 ] && [ "$nb" = 0 ] && ge_num "$pb" 1 && echo 0 || echo 1)" \
             "resumed=$r of offered=$o (need >= 99%) failed=$f redis_keys=$keys store_status A=$sa B=$sb; served by pushes (need some on B): A $pa, B $pb; said on stderr: A $na, B $nb lines $(c8_said A)$(c8_said B)$(store_stats A) $(store_stats B)"
     }
@@ -803,7 +797,7 @@ if want 8; then
         sa=$(counter A store_status)
         said=$(grep -m1 'the store does not answer' "${SDIR[A]}/stderr" || true)
         n=$(grep -c 'the store does not answer' "${SDIR[A]}/stderr" || true)
-        check "8-$label-tls$v" "$([ "$n" = 1 ] && [[ $sa == unreachable:* ]] && [ "$keys" = 0 ] \
+        verdict "8-$label-tls$v" "$([ "$n" = 1 ] && [[ $sa == unreachable:* ]] && [ "$keys" = 0 ] \
             && [ "$fl" = 0 ] && [ "$fc" = 0 ] && ge_num "$rl" 99 && [ "$rc" = 0 ] && echo 0 || echo 1)" \
             "A said ${n}x: '${said:-<nothing>}'; A store_status='$sa'; local: resumed=$rl of 100 (need >= 99) failed=$fl max_ms=$mx; A/B in turn: resumed=$rc of 20 (need 0) failed=$fc; redis_keys=$keys"
     }
@@ -825,7 +819,7 @@ if want 8; then
     f=$(field "$d/client" total failed)
     na=$(grep -c 'does not answer (NoPerm' "${SDIR[A]}/stderr" || true)
     nb=$(grep -c 'does not answer (NoPerm' "${SDIR[B]}/stderr" || true)
-    check "8-acl-user-without-channel-tls1.3" "$([ "$na" = 1 ] && [ "$nb" = 1 ] && [ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
+    verdict "8-acl-user-without-channel-tls1.3" "$([ "$na" = 1 ] && [ "$nb" = 1 ] && [ -n "$r" ] && ok "$r >= 0.99 * $o" && [ "$f" = 0 ] && echo 0 || echo 1)" \
         "said (need once each): A $na, B $nb '$(grep -m1 'NoPerm' "${SDIR[A]}/stderr" || true)'; resumed=$r of offered=$o (need >= 99%, from Redis) failed=$f $(store_stats B)"
     c8_bad wrong-password 1.2 "redis://:wrong@127.0.0.1:$PW_PORT/0" pw_cli
     c8_bad no-password 1.3 "redis://127.0.0.1:$PW_PORT/0" pw_cli
@@ -864,10 +858,9 @@ if want 8; then
         f=$(field "$d/client" total failed)
         want_n=1
         [ "$mode" = 600 ] && want_n=0
-        check "8-key-file-$mode" "$([ "$n" = "$want_n" ] && [ "$f" = 0 ] && ge_num "$keys" 1 && [ -n "$r" ] && ok "$r >= 0.99 * $o" && echo 0 || echo 1)" \
+        verdict "8-key-file-$mode" "$([ "$n" = "$want_n" ] && [ "$f" = 0 ] && ge_num "$keys" 1 && [ -n "$r" ] && ok "$r >= 0.99 * $o" && echo 0 || echo 1)" \
             "warnings on the stderr of the master and its 2 workers: $n (need $want_n) '${line:-}'; resumed=$r of offered=$o failed=$f redis_keys=$keys"
     done
 fi
 
-say "$PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ]
+finish
