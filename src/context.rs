@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use once_cell::sync::{Lazy, OnceCell};
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
-use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey};
+use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
     self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY, Session,
@@ -242,6 +242,21 @@ impl CtxState {
     }
     pub fn get_cb(&self) -> GetSessionCb {
         cb_from_addr!(self.get_cb.load(), libssl::GetSessionFn)
+    }
+
+    /// The ctx this state belongs to.
+    fn own_ctx(&self) -> *mut SSL_CTX {
+        self.ctx as *mut SSL_CTX
+    }
+
+    /// `SSL_CTX_add_session` on this state's ctx: 1 if the session was new.
+    pub fn add(&self, sess: Session) -> c_int {
+        c_int::from(self.add_session(self.own_ctx(), sess))
+    }
+
+    /// `SSL_CTX_remove_session` on this state's ctx.
+    pub fn remove(&self, sess: Session) -> c_int {
+        self.remove_session(self.own_ctx(), sess)
     }
 
     /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
@@ -635,6 +650,12 @@ impl CtxState {
         }
     }
 
+    /// libssl's `SSL_has_matching_session_id` for a usable `id`.
+    pub fn has_matching_session_id(&self, conn: Connection, id: &[u8]) -> c_int {
+        SessionKeyRef::new(conn.version(), id)
+            .map_or(0, |key| c_int::from(self.cache.contains_ref(key)))
+    }
+
     /// The cache commands of `SSL_CTX_ctrl`; `None` for every other command.
     pub fn ctrl(&self, ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
         let real = libssl::real()?;
@@ -872,6 +893,26 @@ fn state_generation_changed() {
 fn forget_state_of(ctx: *mut c_void) {
     state_generation_changed();
     SHARED_SLOT.release(ctx as usize);
+}
+
+/// The cache commands of `SSL_CTX_ctrl`, answered for a ctx of ours;
+/// `None`: libssl answers.
+///
+/// # Safety
+/// `ctx` must be NULL or a live `SSL_CTX`.
+pub unsafe fn ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
+    // libssl's own add, parking a session, asks its own table's size and
+    // count (see `CtxState::park`).
+    if !is_cache_command(cmd) || parking() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { state_of(ctx) }?.ctrl(ctx, cmd, larg)
+}
+
+fn is_cache_command(cmd: c_int) -> bool {
+    (CTRL_SESS_NUMBER..=CTRL_SESS_CACHE_FULL).contains(&cmd)
+        || (CTRL_SET_SESS_CACHE_SIZE..=CTRL_GET_SESS_CACHE_MODE).contains(&cmd)
 }
 
 /// The state of `ctx`, if it is one of ours.
