@@ -22,7 +22,7 @@ use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use once_cell::sync::{Lazy, OnceCell};
+use once_cell::sync::OnceCell;
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
@@ -93,13 +93,62 @@ impl Drop for FlagSet {
 static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
 static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
 
-static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
-static SSL_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, None));
+/// The functions libssl calls back on every ctx of ours, given by the C
+/// boundary (`ffi::hooks`) before its first call into this module: this
+/// module installs them but, below the boundary, cannot name them.
+pub struct Hooks {
+    /// libssl's new-session callback.
+    pub new_session: libssl::NewSessionFn,
+    /// libssl's remove-session callback.
+    pub remove_session: libssl::RemoveSessionFn,
+    /// libssl's get-session callback.
+    pub get_session: libssl::GetSessionFn,
+    /// ex_data free callback of the ctx index: calls [`release_state`].
+    pub free_ctx_state: libssl::ExFree,
+    /// ex_data free callback of a connection's session-ID context: calls
+    /// [`free_connection_sid_ctx`].
+    pub free_sid_ctx: libssl::ExFree,
+    /// ex_data dup callback of both connection indices: copies nothing
+    /// (`SSL_dup` starts the copy with nothing recorded; copying the boxed
+    /// session-ID context would free it twice).
+    pub dup_copies_nothing: libssl::ExDup,
+}
+
+static HOOKS: OnceCell<&'static Hooks> = OnceCell::new();
+
+/// Gives this module the hooks it installs; the first call counts.
+pub fn install_hooks(hooks: &'static Hooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+/// One ex_data index, allocated at first use once the hooks are there.
+struct ExIndex {
+    idx: OnceCell<Option<c_int>>,
+    new: fn(&Hooks) -> Option<c_int>,
+}
+
+impl ExIndex {
+    const fn new(new: fn(&Hooks) -> Option<c_int>) -> ExIndex {
+        ExIndex {
+            idx: OnceCell::new(),
+            new,
+        }
+    }
+
+    fn get(&self) -> Option<c_int> {
+        *self
+            .idx
+            .get_or_try_init(|| HOOKS.get().map(|hooks| (self.new)(hooks)).ok_or(()))
+            .ok()?
+    }
+}
+
+static CTX_INDEX: ExIndex = ExIndex::new(|h| libssl::new_ctx_index(h.free_ctx_state));
+static SSL_INDEX: ExIndex = ExIndex::new(|h| libssl::new_ssl_index(h.dup_copies_nothing, None));
 /// A connection's own session-ID context (`SSL_set_session_id_context`),
 /// as a `Box<Vec<u8>>`.
-static SSL_SID_CTX_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, Some(free_sid_ctx)));
+static SSL_SID_CTX_INDEX: ExIndex =
+    ExIndex::new(|h| libssl::new_ssl_index(h.dup_copies_nothing, Some(h.free_sid_ctx)));
 
 /// Every live state, for `SSL_SESSION_set_time`, which must find the cache
 /// a session is in.
@@ -890,7 +939,7 @@ fn state_generation_changed() {
 }
 
 /// `ctx` is being freed: nothing remembered of its state may be used again.
-fn forget_state_of(ctx: *mut c_void) {
+pub fn forget_state_of(ctx: *mut c_void) {
     state_generation_changed();
     SHARED_SLOT.release(ctx as usize);
 }
@@ -961,7 +1010,7 @@ unsafe fn state_of_other_ctx(ctx: *mut SSL_CTX) -> *const CtxState {
 /// # Safety
 /// `ctx` must be a live `SSL_CTX`.
 unsafe fn state_in_ex_data(ctx: *mut SSL_CTX) -> *const CtxState {
-    let Some(idx) = *CTX_INDEX else {
+    let Some(idx) = CTX_INDEX.get() else {
         return std::ptr::null();
     };
     // SAFETY: live ctx per the contract. A non-null value at our index is
@@ -982,7 +1031,7 @@ pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
     if !ANY_CTX_SWITCH.load(Ordering::Acquire) {
         return conn.current_ctx();
     }
-    if let Some(idx) = *SSL_INDEX {
+    if let Some(idx) = SSL_INDEX.get() {
         let recorded = conn.ex_data(idx);
         if !recorded.is_null() {
             return recorded.cast();
@@ -995,7 +1044,7 @@ pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
 /// application set one on it, else its current ctx's (libssl copies the
 /// ctx's at `SSL_new` and follows an SNI switch).
 fn expected_sid_ctx(conn: Connection) -> Vec<u8> {
-    if let Some(idx) = *SSL_SID_CTX_INDEX {
+    if let Some(idx) = SSL_SID_CTX_INDEX.get() {
         let own = conn.ex_data(idx).cast::<Vec<u8>>();
         // SAFETY: a non-null value at this index is the Box<Vec<u8>> stored
         // by `remember_connection_sid_ctx`, alive while the connection is.
@@ -1009,7 +1058,7 @@ fn expected_sid_ctx(conn: Connection) -> Vec<u8> {
 
 /// Records the session-ID context the application set on one connection.
 pub fn remember_connection_sid_ctx(conn: Connection, sid_ctx: &[u8]) {
-    let Some(idx) = *SSL_SID_CTX_INDEX else {
+    let Some(idx) = SSL_SID_CTX_INDEX.get() else {
         return;
     };
     let old = conn.ex_data(idx).cast::<Vec<u8>>();
@@ -1025,15 +1074,12 @@ pub fn remember_connection_sid_ctx(conn: Connection, sid_ctx: &[u8]) {
     }
 }
 
-/// ex_data free callback for a connection's session-ID context.
-unsafe extern "C" fn free_sid_ctx(
-    _parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
+/// A connection with a session-ID context of its own is freed.
+///
+/// # Safety
+/// `ptr` is NULL or the value at our session-ID context index of a
+/// connection being freed (libssl's ex_data free callback, called once).
+pub unsafe fn free_connection_sid_ctx(ptr: *mut c_void) {
     if !ptr.is_null() {
         // SAFETY: the Box<Vec<u8>> stored by `remember_connection_sid_ctx`,
         // freed once with its connection.
@@ -1044,7 +1090,7 @@ unsafe extern "C" fn free_sid_ctx(
 /// Called before a connection switches `SSL_CTX`: remembers its session ctx
 /// the first time.
 pub fn remember_session_ctx(conn: Connection) {
-    let Some(idx) = *SSL_INDEX else { return };
+    let Some(idx) = SSL_INDEX.get() else { return };
     if conn.ex_data(idx).is_null() {
         conn.set_ex_data(idx, conn.current_ctx().cast());
         ANY_CTX_SWITCH.store(true, Ordering::Release);
@@ -1063,7 +1109,8 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         PROBE_REACHED.store(true, Ordering::Relaxed);
         return;
     }
-    let (Some(real), Some(idx)) = (libssl::real(), *CTX_INDEX) else {
+    let (Some(real), Some(idx), Some(hooks)) = (libssl::real(), CTX_INDEX.get(), HOOKS.get())
+    else {
         return;
     };
     // SAFETY: live ctx per the contract.
@@ -1103,13 +1150,13 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         registry.push(state);
         CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
     }
-    diag::set_session_counter(sessions_cached);
+    diag::set_stats_sources(&STATS_SOURCES);
     // SAFETY: live ctx; installs our hooks and disables libssl's own store
     // and lookup.
     unsafe {
-        (real.set_new_cb)(ctx, Some(crate::ffi::new_session_hook));
-        (real.set_remove_cb)(ctx, Some(crate::ffi::remove_session_hook));
-        (real.set_get_cb)(ctx, Some(crate::ffi::get_session_hook));
+        (real.set_new_cb)(ctx, Some(hooks.new_session));
+        (real.set_remove_cb)(ctx, Some(hooks.remove_session));
+        (real.set_get_cb)(ctx, Some(hooks.get_session));
         (real.ctx_ctrl)(
             ctx,
             CTRL_SET_SESS_CACHE_MODE,
@@ -1175,6 +1222,14 @@ fn sessions_cached() -> usize {
     with_states(|states| states.iter().map(|s| s.cache.len()).sum())
 }
 
+/// The stats file's lines after the event counters: the sessions cached,
+/// how sessions are marked not resumable, the shared store's.
+static STATS_SOURCES: [fn() -> String; 3] = [
+    || format!("sessions={}\n", sessions_cached()),
+    not_resumable::stats_line,
+    store::stats_lines,
+];
+
 /// Re-positions `sess` in every cache that holds it, after its time or
 /// timeout changed (libssl re-links it in its owner's list).
 pub fn session_times_changed(sess: Session) {
@@ -1205,51 +1260,21 @@ pub fn session_version_changed(sess: Session) {
     })
 }
 
-/// ex_data free callback for our ctx index: the ctx is going away.
-unsafe extern "C" fn free_ctx_state(
-    parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    if ptr.is_null() {
-        return;
-    }
-    // Before the flush below runs callbacks, and again after the state is
-    // released: nothing remembered in between may outlive it.
-    forget_state_of(parent);
-    crate::ffi::boundary((), || {
-        // SAFETY: the value at our index is the `Arc` stored by `attach`;
-        // libssl calls this once, when the ctx is freed.
-        let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
-        // With Debian's libssl, SSL_CTX_free's flush reached our export and
-        // the cache is empty already; otherwise the sessions go now, still
-        // through the application's remove callback.
-        state.flush_all(parent.cast(), Event::CtxFree);
-        let mut registry = registry_write();
-        registry.retain(|s| !Arc::ptr_eq(s, &state));
-        CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
-    });
-    forget_state_of(parent);
-}
-
-/// ex_data dup callback for both our SSL indices: `SSL_dup` starts the copy
-/// with nothing recorded. Its session ctx is the original's current ctx
-/// (what `session_ctx_of` falls back to), and copying the boxed session-ID
-/// context pointer would free it twice.
-unsafe extern "C" fn dup_copies_nothing(
-    _to: *mut openssl_sys::CRYPTO_EX_DATA,
-    _from: *const openssl_sys::CRYPTO_EX_DATA,
-    from_d: *mut *mut c_void,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) -> c_int {
-    if !from_d.is_null() {
-        // SAFETY: libssl passes a valid pointer to the value to copy.
-        unsafe { *from_d = std::ptr::null_mut() };
-    }
-    1
+/// A ctx of ours is being freed (libssl's ex_data free callback): its
+/// sessions go, through the application's remove callback. The caller
+/// calls [`forget_state_of`] before (callbacks run here) and after.
+///
+/// # Safety
+/// `ptr` is the value at our index of `ctx`, the `Arc` stored by
+/// `attach`; libssl calls its free callback once, when the ctx is freed.
+pub unsafe fn release_state(ctx: *mut c_void, ptr: *mut c_void) {
+    // SAFETY: per the contract.
+    let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
+    // With Debian's libssl, SSL_CTX_free's flush reached our export and
+    // the cache is empty already; otherwise the sessions go now, still
+    // through the application's remove callback.
+    state.flush_all(ctx.cast(), Event::CtxFree);
+    let mut registry = registry_write();
+    registry.retain(|s| !Arc::ptr_eq(s, &state));
+    CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
 }

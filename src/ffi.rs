@@ -1,6 +1,8 @@
 //! The C ABI: libssl's session-cache entry points, exported under libssl's
 //! own names so that a preloaded or earlier-linked `libsesscache` replaces
-//! them, plus the three hooks we install on every `SSL_CTX`.
+//! them; [`hooks`] holds the functions libssl calls back (the three
+//! external-cache callbacks and the ex_data callbacks), and [`boundary`]
+//! the one helper every export and hook runs through.
 //!
 //! Every export is one call of [`boundary::export`]: its signature is
 //! written here by hand (the generated header, compiled beside
@@ -18,8 +20,8 @@ use crate::context::{self, CtxState, state_of};
 use crate::libssl::{Connection, GetSessionCb, NewSessionCb, Real, RemoveSessionCb, Session};
 
 mod boundary;
-pub(crate) use boundary::boundary;
-use boundary::export;
+mod hooks;
+use boundary::{boundary, export};
 
 // ---------------------------------------------------------------------------
 // The six functions of SSL_CTX_sess_set_get_cb(3)
@@ -405,83 +407,4 @@ unsafe fn counter(name: *const c_char, value: *mut u64) -> c_int {
 unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a std::ffi::CStr> {
     // SAFETY: per the contract.
     (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
-}
-
-// ---------------------------------------------------------------------------
-// The hooks installed on every SSL_CTX (libssl's external-cache callbacks)
-// ---------------------------------------------------------------------------
-
-/// libssl's new-session callback: cache the session, then offer it to the
-/// application's callback with the reference libssl took for it.
-pub(crate) unsafe extern "C" fn new_session_hook(
-    ssl: *mut SSL,
-    session: *mut SSL_SESSION,
-) -> c_int {
-    // Our part runs inside the boundary; the application's callback, which
-    // takes over libssl's reference when it returns non-zero, runs outside
-    // it, so a failure of ours can never make libssl free a reference the
-    // application kept.
-    let prepared = boundary(None, || {
-        // SAFETY: libssl passes its live connection and session.
-        let (conn, sess) = unsafe { (Connection::from_ptr(ssl)?, Session::from_ptr(session)?) };
-        let session_ctx = context::session_ctx_of(conn);
-        // SAFETY: the connection holds a reference to its session ctx.
-        let state = unsafe { state_of(session_ctx) }?;
-        state.on_new_session(session_ctx, conn, sess);
-        Some((state, session_ctx, conn))
-    });
-    let Some((state, session_ctx, conn)) = prepared else {
-        return 0;
-    };
-    let kept = match state.new_cb() {
-        // SAFETY: the application's callback; the reference libssl took is
-        // the application's if it returns non-zero, as with plain libssl.
-        Some(app_new) => unsafe { app_new(ssl, session) },
-        None => 0,
-    };
-    boundary((), || state.auto_flush_if_due(session_ctx, conn));
-    kept
-}
-
-/// libssl's remove-session callback: libssl removed a session on its own
-/// (an internal call that did not reach our export).
-pub(crate) unsafe extern "C" fn remove_session_hook(ctx: *mut SSL_CTX, session: *mut SSL_SESSION) {
-    if context::marking_not_resumable() {
-        return;
-    }
-    boundary((), || {
-        // SAFETY: libssl passes its live ctx and session.
-        let (Some(state), Some(sess)) = (unsafe { state_of(ctx) }, unsafe {
-            Session::from_ptr(session)
-        }) else {
-            return;
-        };
-        state.removed_by_libssl(ctx, sess);
-    })
-}
-
-/// libssl's get-session callback: our cache, then the application's.
-pub(crate) unsafe extern "C" fn get_session_hook(
-    ssl: *mut SSL,
-    id: *const c_uchar,
-    id_len: c_int,
-    copy: *mut c_int,
-) -> *mut SSL_SESSION {
-    boundary(std::ptr::null_mut(), || {
-        // SAFETY: libssl passes its live connection.
-        let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {
-            return std::ptr::null_mut();
-        };
-        let session_ctx = context::session_ctx_of(conn);
-        // SAFETY: the connection holds a reference to its session ctx.
-        let Some(state) = (unsafe { state_of(session_ctx) }) else {
-            return std::ptr::null_mut();
-        };
-        let (found, copy_value) = state.lookup(session_ctx, conn, id, id_len);
-        if !copy.is_null() {
-            // SAFETY: libssl's out-parameter.
-            unsafe { *copy = copy_value };
-        }
-        found
-    })
 }

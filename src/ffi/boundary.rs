@@ -40,6 +40,8 @@ where
     R: Copy,
     L: FnOnce(&'static Real) -> R,
 {
+    // Before anything below the boundary can ask for them.
+    super::hooks::install();
     Export { fallback, libssl }
 }
 
