@@ -28,8 +28,8 @@ use openssl_sys::{SSL_CTX, SSL_SESSION};
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY, Session,
-    SessionRef, not_resumable,
+    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
+    Session, SessionRef, not_resumable,
 };
 use crate::store;
 
@@ -298,6 +298,14 @@ impl CtxState {
         self.ctx as *mut SSL_CTX
     }
 
+    /// The ctx this state belongs to, as a view.
+    fn own_ctx_view(&self) -> Ctx {
+        // SAFETY: `attach` stored a live, non-null ctx; the state is
+        // released by that ctx's ex_data free callback, so the ctx lives
+        // while the state can be used.
+        unsafe { Ctx::from_ptr(self.own_ctx()) }.expect("a state's ctx is not NULL")
+    }
+
     /// `SSL_CTX_add_session` on this state's ctx: 1 if the session was new.
     pub fn add(&self, sess: Session) -> c_int {
         c_int::from(self.add_session(self.own_ctx(), sess))
@@ -312,11 +320,7 @@ impl CtxState {
     #[inline]
     pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
-            if let Some(real) = libssl::real() {
-                // SAFETY: live session; the real setter only writes its
-                // time fields (libssl's own cache never holds it).
-                unsafe { (real.session_set_time)(sess.as_ptr(), libssl::now() as c_long) };
-            }
+            sess.set_time_in_libssl(libssl::now() as c_long);
         }
         // A session marked not resumable is parked as well; the lock keeps
         // a removal from seeing it in our cache before it is in libssl's
@@ -479,17 +483,24 @@ impl CtxState {
     /// exactly as without us. The table holds nothing else, so every other
     /// lookup misses it and reaches our get hook.
     fn park(&self, parking: &mut Parking<'_>, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-        let Some(real) = libssl::real() else { return };
+        // SAFETY: callers pass a live ctx and a session they hold.
+        let (Some(ctx), Some(sess)) = (unsafe { Ctx::from_ptr(ctx) }, unsafe {
+            Session::from_ptr(sess)
+        }) else {
+            return;
+        };
+        if libssl::real().is_none() {
+            return;
+        }
         let _parking = FlagSet::new(&PARKING);
-        // SAFETY: live ctx and session; libssl's add takes its own reference
-        // and lock, runs no callback (its table has no size limit, see
+        // libssl's add takes its own reference and lock, runs no callback (its table has no size limit, see
         // `attach`, and its size check reaches libssl's own counts while
         // `PARKING` is set) and, with `UPDATE_TIME` kept from it, changes
         // nothing in the session. It releases no reference: the only
         // session it could replace, one parked under the same key, left its
         // table just before (`add_session`). It returns 0, and takes
         // nothing into its table, when the session is there already.
-        parking.taken = unsafe { (real.ctx_add_session)(ctx, sess) } == 1;
+        parking.taken = ctx.add_to_own_table(sess) == Some(1);
     }
 
     /// `sess`, not cached here, was just marked not resumable through this
@@ -538,8 +549,8 @@ impl CtxState {
         // SAFETY: callers pass a session they hold.
         let marked =
             unsafe { Session::from_ptr(sess) }.is_some_and(|s| !s.not_resumable_flag_clear());
-        if let (true, Some(real)) = (marked, libssl::real()) {
-            if remove_on_app_ctx(real, ctx, sess) == 1 {
+        if let (true, Some(_)) = (marked, libssl::real()) {
+            if remove_on_app_ctx(ctx, sess) == Some(1) {
                 // One parked session fewer (it cannot go below 0: every
                 // parking raised it first).
                 let _ = self
@@ -686,14 +697,15 @@ impl CtxState {
             return;
         }
         let mode = self.mode();
-        let Some(real) = libssl::real() else { return };
         let stat = if conn.is_server() {
             CTRL_SESS_ACCEPT_GOOD
         } else {
             CTRL_SESS_CONNECT_GOOD
         };
-        // SAFETY: live ctx; a statistics read.
-        let good = unsafe { (real.ctx_ctrl)(session_ctx, stat, 0, std::ptr::null_mut()) };
+        // A statistics read.
+        let Some(good) = self.own_ctx_view().ctrl(stat, 0) else {
+            return;
+        };
         if auto_flush_due(mode, conn.is_server(), good) {
             self.flush(session_ctx, libssl::now() as c_long);
         }
@@ -707,9 +719,11 @@ impl CtxState {
 
     /// The cache commands of `SSL_CTX_ctrl`; `None` for every other command.
     pub fn ctrl(&self, ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
-        let real = libssl::real()?;
-        // SAFETY: live ctx; reads one of libssl's own counters.
-        let real_stat = || unsafe { (real.ctx_ctrl)(ctx, cmd, 0, std::ptr::null_mut()) };
+        libssl::real()?;
+        let own = self.own_ctx_view();
+        debug_assert_eq!(own.as_ptr(), ctx);
+        // One of libssl's own counters.
+        let real_stat = || own.ctrl(cmd, 0).unwrap_or(0);
         let stats = self.cache.stats();
         Some(match cmd {
             CTRL_SET_SESS_CACHE_SIZE => {
@@ -722,17 +736,9 @@ impl CtxState {
             CTRL_SET_SESS_CACHE_MODE => {
                 let mode = larg as u32;
                 let previous = self.mode.swap(mode, Ordering::Relaxed);
-                // SAFETY: live ctx; libssl keeps NO_INTERNAL_STORE so its
-                // own table holds parked sessions only, whatever the
-                // application asks.
-                unsafe {
-                    (real.ctx_ctrl)(
-                        ctx,
-                        CTRL_SET_SESS_CACHE_MODE,
-                        mode_for_libssl(mode),
-                        std::ptr::null_mut(),
-                    )
-                };
+                // libssl keeps NO_INTERNAL_STORE so its own table holds
+                // parked sessions only, whatever the application asks.
+                own.ctrl(CTRL_SET_SESS_CACHE_MODE, mode_for_libssl(mode));
                 c_long::from(previous)
             }
             CTRL_GET_SESS_CACHE_MODE => c_long::from(self.mode()),
@@ -799,10 +805,12 @@ fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut 
     if !anti_replay(conn) || internal_calls_reach_us() {
         return;
     }
-    if let Some(real) = libssl::real() {
-        // SAFETY: live ctx and session; libssl's own add takes its own
-        // reference and lock.
-        unsafe { (real.ctx_add_session)(session_ctx, sess) };
+    // SAFETY: the connection holds a reference to its session ctx, and
+    // libssl or our cache one to the session.
+    if let (Some(ctx), Some(sess)) = (unsafe { Ctx::from_ptr(session_ctx) }, unsafe {
+        Session::from_ptr(sess)
+    }) {
+        ctx.add_to_own_table(sess);
     }
 }
 
@@ -830,15 +838,18 @@ fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 #[cold]
 #[inline(never)]
 fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
-    let sess = session.as_ptr();
-    let Some(real) = libssl::real() else { return };
+    if libssl::real().is_none() {
+        return;
+    }
     let watch = not_resumable::watch(session);
-    let marker = MARKER_CTX.load(Ordering::Acquire);
-    if marker.is_null() {
-        remove_on_app_ctx(real, ctx, sess);
-    } else {
-        // SAFETY: the marker ctx lives as long as the process; live session.
-        unsafe { (real.ctx_remove_session)(marker, sess) };
+    // SAFETY: the marker ctx, once set, lives as long as the process.
+    match unsafe { Ctx::from_ptr(MARKER_CTX.load(Ordering::Acquire)) } {
+        None => {
+            remove_on_app_ctx(ctx, session.as_ptr());
+        }
+        Some(marker) => {
+            marker.remove_from_own_table(session);
+        }
     }
     if let Some(watch) = watch {
         watch.learn(session);
@@ -849,11 +860,14 @@ fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
 /// table holds parked sessions only: marks `sess` not resumable and takes
 /// whatever session libssl's table has under its key out of it (returns 1
 /// if there was one). Our remove hook ignores the call.
-fn remove_on_app_ctx(real: &libssl::Real, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int {
+fn remove_on_app_ctx(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> Option<c_int> {
+    // SAFETY: callers pass a live ctx and a session they hold.
+    let (ctx, sess) = (unsafe { Ctx::from_ptr(ctx) }?, unsafe {
+        Session::from_ptr(sess)
+    }?);
     let _marking = FlagSet::new(&MARKING_NOT_RESUMABLE);
-    // SAFETY: live ctx and session; the real function takes its own lock,
-    // none of ours is held.
-    unsafe { (real.ctx_remove_session)(ctx, sess) }
+    // libssl's function takes its own lock; none of ours is held.
+    ctx.remove_from_own_table(sess)
 }
 
 pub fn parking() -> bool {
@@ -1109,8 +1123,13 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         PROBE_REACHED.store(true, Ordering::Relaxed);
         return;
     }
-    let (Some(real), Some(idx), Some(hooks)) = (libssl::real(), CTX_INDEX.get(), HOOKS.get())
-    else {
+    // SAFETY: live ctx per the contract.
+    let (Some(view), Some(_), Some(idx), Some(hooks)) = (
+        unsafe { Ctx::from_ptr(ctx) },
+        libssl::real(),
+        CTX_INDEX.get(),
+        HOOKS.get(),
+    ) else {
         return;
     };
     // SAFETY: live ctx per the contract.
@@ -1119,13 +1138,11 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
     }
     internal_calls_reach_us();
     store::freeze();
-    // SAFETY: live ctx; reads its defaults.
-    let (mode, size) = unsafe {
-        (
-            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_MODE, 0, std::ptr::null_mut()),
-            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_SIZE, 0, std::ptr::null_mut()),
-        )
-    };
+    // Its defaults (libssl's functions were found above).
+    let (mode, size) = (
+        view.ctrl(CTRL_GET_SESS_CACHE_MODE, 0).unwrap_or(0),
+        view.ctrl(CTRL_GET_SESS_CACHE_SIZE, 0).unwrap_or(0),
+    );
     let state = Arc::new(CtxState {
         new_cb: CallbackSlot::empty(),
         remove_cb: CallbackSlot::empty(),
@@ -1151,21 +1168,11 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
     }
     diag::set_stats_sources(&STATS_SOURCES);
-    // SAFETY: live ctx; installs our hooks and disables libssl's own store
-    // and lookup.
-    unsafe {
-        (real.set_new_cb)(ctx, Some(hooks.new_session));
-        (real.set_remove_cb)(ctx, Some(hooks.remove_session));
-        (real.set_get_cb)(ctx, Some(hooks.get_session));
-        (real.ctx_ctrl)(
-            ctx,
-            CTRL_SET_SESS_CACHE_MODE,
-            mode_for_libssl(mode as u32),
-            std::ptr::null_mut(),
-        );
-        // Parked sessions only: libssl must never evict one by itself.
-        (real.ctx_ctrl)(ctx, CTRL_SET_SESS_CACHE_SIZE, 0, std::ptr::null_mut());
-    }
+    // Our hooks, and libssl's own store and lookup off.
+    view.set_callbacks(hooks.new_session, hooks.remove_session, hooks.get_session);
+    view.ctrl(CTRL_SET_SESS_CACHE_MODE, mode_for_libssl(mode as u32));
+    // Parked sessions only: libssl must never evict one by itself.
+    view.ctrl(CTRL_SET_SESS_CACHE_SIZE, 0);
 }
 
 /// The start-up probe's ctx, kept for the rest of the process: it has no
@@ -1194,12 +1201,11 @@ fn marker_ctx_wanted() -> bool {
 /// internally (that ctx is then kept as the marker ctx).
 pub fn internal_calls_reach_us() -> bool {
     *INTERNAL_CALLS_REACH_US.get_or_init(|| {
-        let Some(real) = libssl::real() else {
+        if libssl::real().is_none() {
             return false;
-        };
+        }
         let probing = FlagSet::new(&PROBING);
-        // SAFETY: plain ctx creation through libssl.
-        let probe = unsafe { (real.ctx_new)(libssl::tls_method()) };
+        let probe = libssl::own_ctx_new().unwrap_or(std::ptr::null_mut());
         drop(probing);
         // Kept as the marker ctx (see `mark_not_resumable`), unless the tests
         // ask for the path taken when there is none.
