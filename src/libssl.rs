@@ -71,17 +71,14 @@ fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
 }
 
 /// Declares [`Real`], its resolution and [`INTERPOSED`] from one list, so
-/// a field's type is written once, and checks at compile time that each
-/// export in `crate::ffi` has exactly that type.
+/// a field's type is written once.
 macro_rules! real_functions {
-    ($($field:ident = $name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+    ($($field:ident = $name:literal: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
         /// libssl's functions that this library exports under their own
         /// names: the same on every release line (on those it is not exact
         /// on, each passes straight through). `tests/exports.rs` compares
         /// it with the library's dynamic symbols.
-        pub const INTERPOSED: &[&str] = &[$(stringify!($name)),*];
-
-        $(const _: unsafe extern "C" fn($($arg),*) $(-> $ret)? = crate::ffi::$name;)*
+        pub const INTERPOSED: &[&str] = &[$($name),*];
 
         /// The real libssl entry points that we also export.
         pub struct Real {
@@ -91,7 +88,7 @@ macro_rules! real_functions {
         fn resolve_real() -> Option<Real> {
             Some(Real {
                 $($field: {
-                    let sym = next_symbol(concat!(stringify!($name), "\0").as_bytes())?;
+                    let sym = next_symbol(concat!($name, "\0").as_bytes())?;
                     // SAFETY: the symbol is libssl 3.0's function of that
                     // name, whose C prototype is exactly this type.
                     unsafe {
@@ -106,25 +103,25 @@ macro_rules! real_functions {
 }
 
 real_functions! {
-    ctx_new = SSL_CTX_new: fn(*const SSL_METHOD) -> *mut SSL_CTX;
-    ctx_new_ex = SSL_CTX_new_ex: fn(*mut OSSL_LIB_CTX, *const c_char, *const SSL_METHOD) -> *mut SSL_CTX;
-    ctx_ctrl = SSL_CTX_ctrl: fn(*mut SSL_CTX, c_int, c_long, *mut c_void) -> c_long;
-    ctx_remove_session = SSL_CTX_remove_session: fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
-    ctx_flush_sessions = SSL_CTX_flush_sessions: fn(*mut SSL_CTX, c_long);
-    ctx_add_session = SSL_CTX_add_session: fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
-    has_matching_session_id = SSL_has_matching_session_id: fn(*const SSL, *const c_uchar, c_uint) -> c_int;
-    session_set_time = SSL_SESSION_set_time: fn(*mut SSL_SESSION, c_long) -> c_long;
-    session_set_timeout = SSL_SESSION_set_timeout: fn(*mut SSL_SESSION, c_long) -> c_long;
-    session_set_protocol_version = SSL_SESSION_set_protocol_version: fn(*mut SSL_SESSION, c_int) -> c_int;
-    set_ssl_ctx = SSL_set_SSL_CTX: fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
-    set_new_cb = SSL_CTX_sess_set_new_cb: fn(*mut SSL_CTX, NewSessionCb);
-    set_remove_cb = SSL_CTX_sess_set_remove_cb: fn(*mut SSL_CTX, RemoveSessionCb);
-    set_get_cb = SSL_CTX_sess_set_get_cb: fn(*mut SSL_CTX, GetSessionCb);
-    get_new_cb = SSL_CTX_sess_get_new_cb: fn(*mut SSL_CTX) -> NewSessionCb;
-    get_remove_cb = SSL_CTX_sess_get_remove_cb: fn(*mut SSL_CTX) -> RemoveSessionCb;
-    get_get_cb = SSL_CTX_sess_get_get_cb: fn(*mut SSL_CTX) -> GetSessionCb;
-    ctx_set_sid_ctx = SSL_CTX_set_session_id_context: fn(*mut SSL_CTX, *const c_uchar, c_uint) -> c_int;
-    set_sid_ctx = SSL_set_session_id_context: fn(*mut SSL, *const c_uchar, c_uint) -> c_int;
+    ctx_new = "SSL_CTX_new": fn(*const SSL_METHOD) -> *mut SSL_CTX;
+    ctx_new_ex = "SSL_CTX_new_ex": fn(*mut OSSL_LIB_CTX, *const c_char, *const SSL_METHOD) -> *mut SSL_CTX;
+    ctx_ctrl = "SSL_CTX_ctrl": fn(*mut SSL_CTX, c_int, c_long, *mut c_void) -> c_long;
+    ctx_remove_session = "SSL_CTX_remove_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
+    ctx_flush_sessions = "SSL_CTX_flush_sessions": fn(*mut SSL_CTX, c_long);
+    ctx_add_session = "SSL_CTX_add_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
+    has_matching_session_id = "SSL_has_matching_session_id": fn(*const SSL, *const c_uchar, c_uint) -> c_int;
+    session_set_time = "SSL_SESSION_set_time": fn(*mut SSL_SESSION, c_long) -> c_long;
+    session_set_timeout = "SSL_SESSION_set_timeout": fn(*mut SSL_SESSION, c_long) -> c_long;
+    session_set_protocol_version = "SSL_SESSION_set_protocol_version": fn(*mut SSL_SESSION, c_int) -> c_int;
+    set_ssl_ctx = "SSL_set_SSL_CTX": fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
+    set_new_cb = "SSL_CTX_sess_set_new_cb": fn(*mut SSL_CTX, NewSessionCb);
+    set_remove_cb = "SSL_CTX_sess_set_remove_cb": fn(*mut SSL_CTX, RemoveSessionCb);
+    set_get_cb = "SSL_CTX_sess_set_get_cb": fn(*mut SSL_CTX, GetSessionCb);
+    get_new_cb = "SSL_CTX_sess_get_new_cb": fn(*mut SSL_CTX) -> NewSessionCb;
+    get_remove_cb = "SSL_CTX_sess_get_remove_cb": fn(*mut SSL_CTX) -> RemoveSessionCb;
+    get_get_cb = "SSL_CTX_sess_get_get_cb": fn(*mut SSL_CTX) -> GetSessionCb;
+    ctx_set_sid_ctx = "SSL_CTX_set_session_id_context": fn(*mut SSL_CTX, *const c_uchar, c_uint) -> c_int;
+    set_sid_ctx = "SSL_set_session_id_context": fn(*mut SSL, *const c_uchar, c_uint) -> c_int;
 }
 
 /// The libssl release lines (major, minor) whose behaviour the library
