@@ -22,14 +22,14 @@ use std::ffi::{c_int, c_long, c_uchar, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use once_cell::sync::{Lazy, OnceCell};
+use once_cell::sync::OnceCell;
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
-use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey};
+use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY, Session,
-    SessionRef, not_resumable,
+    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
+    Session, SessionRef, not_resumable,
 };
 use crate::store;
 
@@ -93,23 +93,72 @@ impl Drop for FlagSet {
 static INTERNAL_CALLS_REACH_US: OnceCell<bool> = OnceCell::new();
 static PROBE_REACHED: AtomicBool = AtomicBool::new(false);
 
-static CTX_INDEX: Lazy<Option<c_int>> = Lazy::new(|| libssl::new_ctx_index(free_ctx_state));
-/// Takes our `SSL_CTX` ex_data index now, at load, before the application
-/// takes any: libcrypto runs a ctx's ex_data free callbacks in index order,
-/// so ours ([`free_ctx_state`], which removes the ctx's sessions through the
-/// remove callback) then runs before every application's, as libssl's own
-/// flush in `SSL_CTX_free` does, also where that flush does not reach our
-/// export (`-Bsymbolic`).
-pub fn reserve_ctx_index() {
-    Lazy::force(&CTX_INDEX);
+/// The functions libssl calls back on every ctx of ours, given by the C
+/// boundary (`ffi::hooks`) before its first call into this module: this
+/// module installs them but, below the boundary, cannot name them.
+pub struct Hooks {
+    /// libssl's new-session callback.
+    pub new_session: libssl::NewSessionFn,
+    /// libssl's remove-session callback.
+    pub remove_session: libssl::RemoveSessionFn,
+    /// libssl's get-session callback.
+    pub get_session: libssl::GetSessionFn,
+    /// ex_data free callback of the ctx index: calls [`release_state`].
+    pub free_ctx_state: libssl::ExFree,
+    /// ex_data free callback of a connection's session-ID context: calls
+    /// [`free_connection_sid_ctx`].
+    pub free_sid_ctx: libssl::ExFree,
+    /// ex_data dup callback of both connection indices: copies nothing
+    /// (`SSL_dup` starts the copy with nothing recorded; copying the boxed
+    /// session-ID context would free it twice).
+    pub dup_copies_nothing: libssl::ExDup,
 }
 
-static SSL_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, None));
+static HOOKS: OnceCell<&'static Hooks> = OnceCell::new();
+
+/// Gives this module the hooks it installs; the first call counts.
+pub fn install_hooks(hooks: &'static Hooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+/// One ex_data index, allocated at first use once the hooks are there.
+struct ExIndex {
+    idx: OnceCell<Option<c_int>>,
+    new: fn(&Hooks) -> Option<c_int>,
+}
+
+impl ExIndex {
+    const fn new(new: fn(&Hooks) -> Option<c_int>) -> ExIndex {
+        ExIndex {
+            idx: OnceCell::new(),
+            new,
+        }
+    }
+
+    fn get(&self) -> Option<c_int> {
+        *self
+            .idx
+            .get_or_try_init(|| HOOKS.get().map(|hooks| (self.new)(hooks)).ok_or(()))
+            .ok()?
+    }
+}
+
+static CTX_INDEX: ExIndex = ExIndex::new(|h| libssl::new_ctx_index(h.free_ctx_state));
+
+/// Takes our `SSL_CTX` ex_data index now, at load, before the application
+/// takes any (the hooks must be installed first): libcrypto runs a ctx's
+/// ex_data free callbacks in index order, so ours (which removes the ctx's
+/// sessions through the remove callback) then runs before every
+/// application's, as libssl's own flush in `SSL_CTX_free` does, also where
+/// that flush does not reach our export (`-Bsymbolic`).
+pub fn reserve_ctx_index() {
+    let _ = CTX_INDEX.get();
+}
+static SSL_INDEX: ExIndex = ExIndex::new(|h| libssl::new_ssl_index(h.dup_copies_nothing, None));
 /// A connection's own session-ID context (`SSL_set_session_id_context`),
 /// as a `Box<Vec<u8>>`.
-static SSL_SID_CTX_INDEX: Lazy<Option<c_int>> =
-    Lazy::new(|| libssl::new_ssl_index(dup_copies_nothing, Some(free_sid_ctx)));
+static SSL_SID_CTX_INDEX: ExIndex =
+    ExIndex::new(|h| libssl::new_ssl_index(h.dup_copies_nothing, Some(h.free_sid_ctx)));
 
 /// Every live state, for `SSL_SESSION_set_time`, which must find the cache
 /// a session is in.
@@ -254,15 +303,34 @@ impl CtxState {
         cb_from_addr!(self.get_cb.load(), libssl::GetSessionFn)
     }
 
+    /// The ctx this state belongs to.
+    fn own_ctx(&self) -> *mut SSL_CTX {
+        self.ctx as *mut SSL_CTX
+    }
+
+    /// The ctx this state belongs to, as a view.
+    fn own_ctx_view(&self) -> Ctx {
+        // SAFETY: `attach` stored a live, non-null ctx; the state is
+        // released by that ctx's ex_data free callback, so the ctx lives
+        // while the state can be used.
+        unsafe { Ctx::from_ptr(self.own_ctx()) }.expect("a state's ctx is not NULL")
+    }
+
+    /// `SSL_CTX_add_session` on this state's ctx: 1 if the session was new.
+    pub fn add(&self, sess: Session) -> c_int {
+        c_int::from(self.add_session(self.own_ctx(), sess))
+    }
+
+    /// `SSL_CTX_remove_session` on this state's ctx.
+    pub fn remove(&self, sess: Session) -> c_int {
+        self.remove_session(self.own_ctx(), sess)
+    }
+
     /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
     #[inline]
     pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
-            if let Some(real) = libssl::real() {
-                // SAFETY: live session; the real setter only writes its
-                // time fields (libssl's own cache never holds it).
-                unsafe { (real.session_set_time)(sess.as_ptr(), libssl::now() as c_long) };
-            }
+            sess.set_time_in_libssl(libssl::now() as c_long);
         }
         // A session marked not resumable is parked as well; the lock keeps
         // a removal from seeing it in our cache before it is in libssl's
@@ -425,17 +493,24 @@ impl CtxState {
     /// exactly as without us. The table holds nothing else, so every other
     /// lookup misses it and reaches our get hook.
     fn park(&self, parking: &mut Parking<'_>, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-        let Some(real) = libssl::real() else { return };
+        // SAFETY: callers pass a live ctx and a session they hold.
+        let (Some(ctx), Some(sess)) = (unsafe { Ctx::from_ptr(ctx) }, unsafe {
+            Session::from_ptr(sess)
+        }) else {
+            return;
+        };
+        if libssl::real().is_none() {
+            return;
+        }
         let _parking = FlagSet::new(&PARKING);
-        // SAFETY: live ctx and session; libssl's add takes its own reference
-        // and lock, runs no callback (its table has no size limit, see
+        // libssl's add takes its own reference and lock, runs no callback (its table has no size limit, see
         // `attach`, and its size check reaches libssl's own counts while
         // `PARKING` is set) and, with `UPDATE_TIME` kept from it, changes
         // nothing in the session. It releases no reference: the only
         // session it could replace, one parked under the same key, left its
         // table just before (`add_session`). It returns 0, and takes
         // nothing into its table, when the session is there already.
-        parking.taken = unsafe { (real.ctx_add_session)(ctx, sess) } == 1;
+        parking.taken = ctx.add_to_own_table(sess) == Some(1);
     }
 
     /// `sess`, not cached here, was just marked not resumable through this
@@ -484,8 +559,8 @@ impl CtxState {
         // SAFETY: callers pass a session they hold.
         let marked =
             unsafe { Session::from_ptr(sess) }.is_some_and(|s| !s.not_resumable_flag_clear());
-        if let (true, Some(real)) = (marked, libssl::real()) {
-            if remove_on_app_ctx(real, ctx, sess) == 1 {
+        if let (true, Some(_)) = (marked, libssl::real()) {
+            if remove_on_app_ctx(ctx, sess) == Some(1) {
                 // One parked session fewer (it cannot go below 0: every
                 // parking raised it first).
                 let _ = self
@@ -632,24 +707,33 @@ impl CtxState {
             return;
         }
         let mode = self.mode();
-        let Some(real) = libssl::real() else { return };
         let stat = if conn.is_server() {
             CTRL_SESS_ACCEPT_GOOD
         } else {
             CTRL_SESS_CONNECT_GOOD
         };
-        // SAFETY: live ctx; a statistics read.
-        let good = unsafe { (real.ctx_ctrl)(session_ctx, stat, 0, std::ptr::null_mut()) };
+        // A statistics read.
+        let Some(good) = self.own_ctx_view().ctrl(stat, 0) else {
+            return;
+        };
         if auto_flush_due(mode, conn.is_server(), good) {
             self.flush(session_ctx, libssl::now() as c_long);
         }
     }
 
+    /// libssl's `SSL_has_matching_session_id` for a usable `id`.
+    pub fn has_matching_session_id(&self, conn: Connection, id: &[u8]) -> c_int {
+        SessionKeyRef::new(conn.version(), id)
+            .map_or(0, |key| c_int::from(self.cache.contains_ref(key)))
+    }
+
     /// The cache commands of `SSL_CTX_ctrl`; `None` for every other command.
     pub fn ctrl(&self, ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
-        let real = libssl::real()?;
-        // SAFETY: live ctx; reads one of libssl's own counters.
-        let real_stat = || unsafe { (real.ctx_ctrl)(ctx, cmd, 0, std::ptr::null_mut()) };
+        libssl::real()?;
+        let own = self.own_ctx_view();
+        debug_assert_eq!(own.as_ptr(), ctx);
+        // One of libssl's own counters.
+        let real_stat = || own.ctrl(cmd, 0).unwrap_or(0);
         let stats = self.cache.stats();
         Some(match cmd {
             CTRL_SET_SESS_CACHE_SIZE => {
@@ -662,17 +746,9 @@ impl CtxState {
             CTRL_SET_SESS_CACHE_MODE => {
                 let mode = larg as u32;
                 let previous = self.mode.swap(mode, Ordering::Relaxed);
-                // SAFETY: live ctx; libssl keeps NO_INTERNAL_STORE so its
-                // own table holds parked sessions only, whatever the
-                // application asks.
-                unsafe {
-                    (real.ctx_ctrl)(
-                        ctx,
-                        CTRL_SET_SESS_CACHE_MODE,
-                        mode_for_libssl(mode),
-                        std::ptr::null_mut(),
-                    )
-                };
+                // libssl keeps NO_INTERNAL_STORE so its own table holds
+                // parked sessions only, whatever the application asks.
+                own.ctrl(CTRL_SET_SESS_CACHE_MODE, mode_for_libssl(mode));
                 c_long::from(previous)
             }
             CTRL_GET_SESS_CACHE_MODE => c_long::from(self.mode()),
@@ -739,10 +815,12 @@ fn lend_for_anti_replay(session_ctx: *mut SSL_CTX, conn: Connection, sess: *mut 
     if !anti_replay(conn) || internal_calls_reach_us() {
         return;
     }
-    if let Some(real) = libssl::real() {
-        // SAFETY: live ctx and session; libssl's own add takes its own
-        // reference and lock.
-        unsafe { (real.ctx_add_session)(session_ctx, sess) };
+    // SAFETY: the connection holds a reference to its session ctx, and
+    // libssl or our cache one to the session.
+    if let (Some(ctx), Some(sess)) = (unsafe { Ctx::from_ptr(session_ctx) }, unsafe {
+        Session::from_ptr(sess)
+    }) {
+        ctx.add_to_own_table(sess);
     }
 }
 
@@ -770,15 +848,18 @@ fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 #[cold]
 #[inline(never)]
 fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
-    let sess = session.as_ptr();
-    let Some(real) = libssl::real() else { return };
+    if libssl::real().is_none() {
+        return;
+    }
     let watch = not_resumable::watch(session);
-    let marker = MARKER_CTX.load(Ordering::Acquire);
-    if marker.is_null() {
-        remove_on_app_ctx(real, ctx, sess);
-    } else {
-        // SAFETY: the marker ctx lives as long as the process; live session.
-        unsafe { (real.ctx_remove_session)(marker, sess) };
+    // SAFETY: the marker ctx, once set, lives as long as the process.
+    match unsafe { Ctx::from_ptr(MARKER_CTX.load(Ordering::Acquire)) } {
+        None => {
+            remove_on_app_ctx(ctx, session.as_ptr());
+        }
+        Some(marker) => {
+            marker.remove_from_own_table(session);
+        }
     }
     if let Some(watch) = watch {
         watch.learn(session);
@@ -789,11 +870,14 @@ fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
 /// table holds parked sessions only: marks `sess` not resumable and takes
 /// whatever session libssl's table has under its key out of it (returns 1
 /// if there was one). Our remove hook ignores the call.
-fn remove_on_app_ctx(real: &libssl::Real, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int {
+fn remove_on_app_ctx(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> Option<c_int> {
+    // SAFETY: callers pass a live ctx and a session they hold.
+    let (ctx, sess) = (unsafe { Ctx::from_ptr(ctx) }?, unsafe {
+        Session::from_ptr(sess)
+    }?);
     let _marking = FlagSet::new(&MARKING_NOT_RESUMABLE);
-    // SAFETY: live ctx and session; the real function takes its own lock,
-    // none of ours is held.
-    unsafe { (real.ctx_remove_session)(ctx, sess) }
+    // libssl's function takes its own lock; none of ours is held.
+    ctx.remove_from_own_table(sess)
 }
 
 pub fn parking() -> bool {
@@ -879,9 +963,29 @@ fn state_generation_changed() {
 }
 
 /// `ctx` is being freed: nothing remembered of its state may be used again.
-fn forget_state_of(ctx: *mut c_void) {
+pub fn forget_state_of(ctx: *mut c_void) {
     state_generation_changed();
     SHARED_SLOT.release(ctx as usize);
+}
+
+/// The cache commands of `SSL_CTX_ctrl`, answered for a ctx of ours;
+/// `None`: libssl answers.
+///
+/// # Safety
+/// `ctx` must be NULL or a live `SSL_CTX`.
+pub unsafe fn ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
+    // libssl's own add, parking a session, asks its own table's size and
+    // count (see `CtxState::park`).
+    if !is_cache_command(cmd) || parking() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { state_of(ctx) }?.ctrl(ctx, cmd, larg)
+}
+
+fn is_cache_command(cmd: c_int) -> bool {
+    (CTRL_SESS_NUMBER..=CTRL_SESS_CACHE_FULL).contains(&cmd)
+        || (CTRL_SET_SESS_CACHE_SIZE..=CTRL_GET_SESS_CACHE_MODE).contains(&cmd)
 }
 
 /// The state of `ctx`, if it is one of ours.
@@ -930,7 +1034,7 @@ unsafe fn state_of_other_ctx(ctx: *mut SSL_CTX) -> *const CtxState {
 /// # Safety
 /// `ctx` must be a live `SSL_CTX`.
 unsafe fn state_in_ex_data(ctx: *mut SSL_CTX) -> *const CtxState {
-    let Some(idx) = *CTX_INDEX else {
+    let Some(idx) = CTX_INDEX.get() else {
         return std::ptr::null();
     };
     // SAFETY: live ctx per the contract. A non-null value at our index is
@@ -951,7 +1055,7 @@ pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
     if !ANY_CTX_SWITCH.load(Ordering::Acquire) {
         return conn.current_ctx();
     }
-    if let Some(idx) = *SSL_INDEX {
+    if let Some(idx) = SSL_INDEX.get() {
         let recorded = conn.ex_data(idx);
         if !recorded.is_null() {
             return recorded.cast();
@@ -964,7 +1068,7 @@ pub fn session_ctx_of(conn: Connection) -> *mut SSL_CTX {
 /// application set one on it, else its current ctx's (libssl copies the
 /// ctx's at `SSL_new` and follows an SNI switch).
 fn expected_sid_ctx(conn: Connection) -> Vec<u8> {
-    if let Some(idx) = *SSL_SID_CTX_INDEX {
+    if let Some(idx) = SSL_SID_CTX_INDEX.get() {
         let own = conn.ex_data(idx).cast::<Vec<u8>>();
         // SAFETY: a non-null value at this index is the Box<Vec<u8>> stored
         // by `remember_connection_sid_ctx`, alive while the connection is.
@@ -978,7 +1082,7 @@ fn expected_sid_ctx(conn: Connection) -> Vec<u8> {
 
 /// Records the session-ID context the application set on one connection.
 pub fn remember_connection_sid_ctx(conn: Connection, sid_ctx: &[u8]) {
-    let Some(idx) = *SSL_SID_CTX_INDEX else {
+    let Some(idx) = SSL_SID_CTX_INDEX.get() else {
         return;
     };
     let old = conn.ex_data(idx).cast::<Vec<u8>>();
@@ -994,15 +1098,12 @@ pub fn remember_connection_sid_ctx(conn: Connection, sid_ctx: &[u8]) {
     }
 }
 
-/// ex_data free callback for a connection's session-ID context.
-unsafe extern "C" fn free_sid_ctx(
-    _parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
+/// A connection with a session-ID context of its own is freed.
+///
+/// # Safety
+/// `ptr` is NULL or the value at our session-ID context index of a
+/// connection being freed (libssl's ex_data free callback, called once).
+pub unsafe fn free_connection_sid_ctx(ptr: *mut c_void) {
     if !ptr.is_null() {
         // SAFETY: the Box<Vec<u8>> stored by `remember_connection_sid_ctx`,
         // freed once with its connection.
@@ -1013,7 +1114,7 @@ unsafe extern "C" fn free_sid_ctx(
 /// Called before a connection switches `SSL_CTX`: remembers its session ctx
 /// the first time.
 pub fn remember_session_ctx(conn: Connection) {
-    let Some(idx) = *SSL_INDEX else { return };
+    let Some(idx) = SSL_INDEX.get() else { return };
     if conn.ex_data(idx).is_null() {
         conn.set_ex_data(idx, conn.current_ctx().cast());
         ANY_CTX_SWITCH.store(true, Ordering::Release);
@@ -1032,7 +1133,13 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         PROBE_REACHED.store(true, Ordering::Relaxed);
         return;
     }
-    let (Some(real), Some(idx)) = (libssl::real(), *CTX_INDEX) else {
+    // SAFETY: live ctx per the contract.
+    let (Some(view), Some(_), Some(idx), Some(hooks)) = (
+        unsafe { Ctx::from_ptr(ctx) },
+        libssl::real(),
+        CTX_INDEX.get(),
+        HOOKS.get(),
+    ) else {
         return;
     };
     // SAFETY: live ctx per the contract.
@@ -1041,13 +1148,11 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
     }
     internal_calls_reach_us();
     store::freeze();
-    // SAFETY: live ctx; reads its defaults.
-    let (mode, size) = unsafe {
-        (
-            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_MODE, 0, std::ptr::null_mut()),
-            (real.ctx_ctrl)(ctx, CTRL_GET_SESS_CACHE_SIZE, 0, std::ptr::null_mut()),
-        )
-    };
+    // Its defaults (libssl's functions were found above).
+    let (mode, size) = (
+        view.ctrl(CTRL_GET_SESS_CACHE_MODE, 0).unwrap_or(0),
+        view.ctrl(CTRL_GET_SESS_CACHE_SIZE, 0).unwrap_or(0),
+    );
     let state = Arc::new(CtxState {
         new_cb: CallbackSlot::empty(),
         remove_cb: CallbackSlot::empty(),
@@ -1072,22 +1177,12 @@ pub unsafe fn attach(ctx: *mut SSL_CTX) {
         registry.push(state);
         CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
     }
-    diag::set_session_counter(sessions_cached);
-    // SAFETY: live ctx; installs our hooks and disables libssl's own store
-    // and lookup.
-    unsafe {
-        (real.set_new_cb)(ctx, Some(crate::ffi::new_session_hook));
-        (real.set_remove_cb)(ctx, Some(crate::ffi::remove_session_hook));
-        (real.set_get_cb)(ctx, Some(crate::ffi::get_session_hook));
-        (real.ctx_ctrl)(
-            ctx,
-            CTRL_SET_SESS_CACHE_MODE,
-            mode_for_libssl(mode as u32),
-            std::ptr::null_mut(),
-        );
-        // Parked sessions only: libssl must never evict one by itself.
-        (real.ctx_ctrl)(ctx, CTRL_SET_SESS_CACHE_SIZE, 0, std::ptr::null_mut());
-    }
+    diag::set_stats_sources(&STATS_SOURCES);
+    // Our hooks, and libssl's own store and lookup off.
+    view.set_callbacks(hooks.new_session, hooks.remove_session, hooks.get_session);
+    view.ctrl(CTRL_SET_SESS_CACHE_MODE, mode_for_libssl(mode as u32));
+    // Parked sessions only: libssl must never evict one by itself.
+    view.ctrl(CTRL_SET_SESS_CACHE_SIZE, 0);
 }
 
 /// The start-up probe's ctx, kept for the rest of the process: it has no
@@ -1116,12 +1211,11 @@ fn marker_ctx_wanted() -> bool {
 /// internally (that ctx is then kept as the marker ctx).
 pub fn internal_calls_reach_us() -> bool {
     *INTERNAL_CALLS_REACH_US.get_or_init(|| {
-        let Some(real) = libssl::real() else {
+        if libssl::real().is_none() {
             return false;
-        };
+        }
         let probing = FlagSet::new(&PROBING);
-        // SAFETY: plain ctx creation through libssl.
-        let probe = unsafe { (real.ctx_new)(libssl::tls_method()) };
+        let probe = libssl::own_ctx_new().unwrap_or(std::ptr::null_mut());
         drop(probing);
         // Kept as the marker ctx (see `mark_not_resumable`), unless the tests
         // ask for the path taken when there is none.
@@ -1143,6 +1237,14 @@ fn with_states<R>(f: impl FnOnce(&[Arc<CtxState>]) -> R) -> R {
 fn sessions_cached() -> usize {
     with_states(|states| states.iter().map(|s| s.cache.len()).sum())
 }
+
+/// The stats file's lines after the event counters: the sessions cached,
+/// how sessions are marked not resumable, the shared store's.
+static STATS_SOURCES: [fn() -> String; 3] = [
+    || format!("sessions={}\n", sessions_cached()),
+    not_resumable::stats_line,
+    store::stats_lines,
+];
 
 /// Re-positions `sess` in every cache that holds it, after its time or
 /// timeout changed (libssl re-links it in its owner's list).
@@ -1174,51 +1276,21 @@ pub fn session_version_changed(sess: Session) {
     })
 }
 
-/// ex_data free callback for our ctx index: the ctx is going away.
-unsafe extern "C" fn free_ctx_state(
-    parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    if ptr.is_null() {
-        return;
-    }
-    // Before the flush below runs callbacks, and again after the state is
-    // released: nothing remembered in between may outlive it.
-    forget_state_of(parent);
-    crate::ffi::boundary((), || {
-        // SAFETY: the value at our index is the `Arc` stored by `attach`;
-        // libssl calls this once, when the ctx is freed.
-        let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
-        // With Debian's libssl, SSL_CTX_free's flush reached our export and
-        // the cache is empty already; otherwise the sessions go now, still
-        // through the application's remove callback.
-        state.flush_all(parent.cast(), Event::CtxFree);
-        let mut registry = registry_write();
-        registry.retain(|s| !Arc::ptr_eq(s, &state));
-        CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
-    });
-    forget_state_of(parent);
-}
-
-/// ex_data dup callback for both our SSL indices: `SSL_dup` starts the copy
-/// with nothing recorded. Its session ctx is the original's current ctx
-/// (what `session_ctx_of` falls back to), and copying the boxed session-ID
-/// context pointer would free it twice.
-unsafe extern "C" fn dup_copies_nothing(
-    _to: *mut openssl_sys::CRYPTO_EX_DATA,
-    _from: *const openssl_sys::CRYPTO_EX_DATA,
-    from_d: *mut *mut c_void,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) -> c_int {
-    if !from_d.is_null() {
-        // SAFETY: libssl passes a valid pointer to the value to copy.
-        unsafe { *from_d = std::ptr::null_mut() };
-    }
-    1
+/// A ctx of ours is being freed (libssl's ex_data free callback): its
+/// sessions go, through the application's remove callback. The caller
+/// calls [`forget_state_of`] before (callbacks run here) and after.
+///
+/// # Safety
+/// `ptr` is the value at our index of `ctx`, the `Arc` stored by
+/// `attach`; libssl calls its free callback once, when the ctx is freed.
+pub unsafe fn release_state(ctx: *mut c_void, ptr: *mut c_void) {
+    // SAFETY: per the contract.
+    let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
+    // With Debian's libssl, SSL_CTX_free's flush reached our export and
+    // the cache is empty already; otherwise the sessions go now, still
+    // through the application's remove callback.
+    state.flush_all(ctx.cast(), Event::CtxFree);
+    let mut registry = registry_write();
+    registry.retain(|s| !Arc::ptr_eq(s, &state));
+    CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);
 }

@@ -18,6 +18,9 @@
 mod files;
 mod prometheus;
 
+#[cfg(test)]
+pub(crate) use prometheus::metric_stats;
+
 use std::ffi::c_void;
 use std::io::Write;
 use std::sync::Mutex;
@@ -74,7 +77,7 @@ pub enum Event {
 }
 
 impl Event {
-    const ALL: [Event; 11] = [
+    pub(crate) const ALL: [Event; 11] = [
         Event::Add,
         Event::Replace,
         Event::Hit,
@@ -93,7 +96,7 @@ impl Event {
     }
 
     /// The counter's name in the stats file.
-    fn stat_name(self) -> &'static str {
+    pub(crate) fn stat_name(self) -> &'static str {
         match self {
             Event::Add => "adds",
             Event::Replace => "replaces",
@@ -179,12 +182,15 @@ static STATS: Lazy<Option<Stats>> = Lazy::new(|| {
     })
 });
 
-/// The number of sessions cached in the whole process, for the stats file.
-static CACHED_SESSIONS: OnceCell<fn() -> usize> = OnceCell::new();
+/// What the layers above add to the stats file after the event counters,
+/// each a function giving its `name=value` lines: diagnostics print what
+/// they are given and depend on nothing they print.
+static STATS_SOURCES: OnceCell<&'static [fn() -> String]> = OnceCell::new();
 
-/// Tells the stats writer how to count the sessions cached right now.
-pub fn set_session_counter(count: fn() -> usize) {
-    let _ = CACHED_SESSIONS.set(count);
+/// Tells the stats writer where its further lines come from, in order; the
+/// first call counts.
+pub fn set_stats_sources(sources: &'static [fn() -> String]) {
+    let _ = STATS_SOURCES.set(sources);
 }
 
 /// A forked child counts its own events (its file is named by its pid).
@@ -230,11 +236,9 @@ fn write_stats(stats: &Stats) {
         let n = stats.counters[event.index()].load(Ordering::Relaxed);
         text.push_str(&format!("{}={n}\n", event.stat_name()));
     }
-    if let Some(count) = CACHED_SESSIONS.get() {
-        text.push_str(&format!("sessions={}\n", count()));
+    for source in STATS_SOURCES.get().copied().unwrap_or_default() {
+        text.push_str(&source());
     }
-    text.push_str(&crate::libssl::not_resumable::stats_line());
-    text.push_str(&crate::store::stats_lines());
     let prom = prometheus::render(&text);
     let written = stats
         .dir
@@ -248,7 +252,8 @@ fn write_stats(stats: &Stats) {
 fn count_event(event: Event) {
     let Some(stats) = STATS.as_ref() else { return };
     stats.counters[event.index()].fetch_add(1, Ordering::Relaxed);
-    let now = crate::libssl::now();
+    // SAFETY: time(NULL) has no preconditions.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
     let last = stats.last_write.load(Ordering::Relaxed);
     if now > last
         && stats

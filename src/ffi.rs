@@ -1,35 +1,32 @@
 //! The C ABI: libssl's session-cache entry points, exported under libssl's
 //! own names so that a preloaded or earlier-linked `libsesscache` replaces
-//! them, plus the three hooks we install on every `SSL_CTX`.
+//! them; [`hooks`] holds the functions libssl calls back (the three
+//! external-cache callbacks and the ex_data callbacks), and [`boundary`]
+//! the one helper every export and hook runs through.
 //!
-//! Every function here checks its pointers, runs its body inside
-//! [`boundary`] (no panic ever unwinds into C) and delegates to
-//! [`crate::context`]. A ctx this library did not set up (there should be
-//! none) is passed through to libssl unchanged. On a libssl release line
-//! the library is not exact on, every export is first of all a plain call
-//! of libssl's own function ([`libssl::passing_through`]).
+//! Every export is one call of [`boundary::export`]: its signature is
+//! written here by hand (the generated header, compiled beside
+//! `<openssl/ssl.h>`, checks it against libssl's), its body names libssl's
+//! own function and sesscache's part, which [`crate::context`] serves. On
+//! a libssl release line the library is not exact on, every export is a
+//! plain call of libssl's own function ([`crate::libssl::passing_through`]).
 
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
-use std::panic::AssertUnwindSafe;
 
 use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
-use crate::cache::{MAX_SESSION_ID_LEN, SessionKeyRef};
-use crate::context::{self, state_of};
-use crate::diag;
-use crate::libssl::{self, Connection, GetSessionCb, NewSessionCb, RemoveSessionCb, Session};
+use crate::cache::MAX_SESSION_ID_LEN;
+use crate::context::{self, CtxState, state_of};
+use crate::libssl::{Connection, GetSessionCb, NewSessionCb, Real, RemoveSessionCb, Session};
 
-/// Runs `body`, turning a panic into `fallback` and one line on stderr.
-pub(crate) fn boundary<R>(fallback: R, body: impl FnOnce() -> R) -> R {
-    match std::panic::catch_unwind(AssertUnwindSafe(body)) {
-        Ok(r) => r,
-        Err(_) => {
-            diag::warn_once(
-                "sesscache: internal error caught at the C boundary; returned libssl's failure value",
-            );
-            fallback
-        }
-    }
+mod boundary;
+mod hooks;
+use boundary::{boundary, export};
+
+/// Gives the context layer the callbacks libssl calls, before its first use
+/// (at load, so that our ex_data indices come before the application's).
+pub(crate) fn install_hooks() {
+    hooks::install();
 }
 
 // ---------------------------------------------------------------------------
@@ -41,20 +38,8 @@ pub(crate) fn boundary<R>(fallback: R, body: impl FnOnce() -> R) -> R {
 /// the session: return 1 to keep it, 0 to have it released. NULL clears it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_cb: NewSessionCb) {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.set_new_cb)(ctx, new_session_cb) };
-    }
-    boundary((), || {
-        // SAFETY: the caller passes a live ctx (or NULL, refused by state_of).
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.set_new_cb(new_session_cb),
-            None => pass_through(ctx, |real| {
-                // SAFETY: non-null ctx that is not ours: libssl's own setter.
-                unsafe { (real.set_new_cb)(ctx, new_session_cb) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL) and callback, as received.
+    unsafe { set_callback(ctx, new_session_cb, |r| r.set_new_cb, CtxState::set_new_cb) }
 }
 
 /// Sets the callback called whenever a session leaves the cache (removal,
@@ -67,20 +52,15 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
     ctx: *mut SSL_CTX,
     remove_session_cb: RemoveSessionCb,
 ) {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.set_remove_cb)(ctx, remove_session_cb) };
+    // SAFETY: the caller's live ctx (or NULL) and callback, as received.
+    unsafe {
+        set_callback(
+            ctx,
+            remove_session_cb,
+            |r| r.set_remove_cb,
+            CtxState::set_remove_cb,
+        )
     }
-    boundary((), || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.set_remove_cb(remove_session_cb),
-            None => pass_through(ctx, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.set_remove_cb)(ctx, remove_session_cb) }
-            }),
-        }
-    })
 }
 
 /// Sets the callback asked for a session ID that the cache does not hold
@@ -89,77 +69,43 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
 /// reference the callback already owns. NULL clears it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, get_session_cb: GetSessionCb) {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.set_get_cb)(ctx, get_session_cb) };
-    }
-    boundary((), || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.set_get_cb(get_session_cb),
-            None => pass_through(ctx, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.set_get_cb)(ctx, get_session_cb) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL) and callback, as received.
+    unsafe { set_callback(ctx, get_session_cb, |r| r.set_get_cb, CtxState::set_get_cb) }
+}
+
+/// One of the three setters: libssl's own (`libssl`) or ours (`ours`).
+///
+/// # Safety
+/// `ctx` is NULL or a live `SSL_CTX`.
+unsafe fn set_callback<C: Copy>(
+    ctx: *mut SSL_CTX,
+    cb: C,
+    libssl: fn(&Real) -> unsafe extern "C" fn(*mut SSL_CTX, C),
+    ours: fn(&CtxState, C),
+) {
+    // SAFETY: per the contract; the callback goes to libssl's setter as received.
+    unsafe { export((), |real| libssl(real)(ctx, cb)).on_ctx(ctx, |state| ours(state, cb)) }
 }
 
 /// The new-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_new_cb(ctx: *mut SSL_CTX) -> NewSessionCb {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.get_new_cb)(ctx) };
-    }
-    boundary(None, || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.new_cb(),
-            None => pass_through_or(ctx, None, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.get_new_cb)(ctx) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL), as received.
+    unsafe { export(None, |real| (real.get_new_cb)(ctx)).on_ctx(ctx, CtxState::new_cb) }
 }
 
 /// The remove-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> RemoveSessionCb {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.get_remove_cb)(ctx) };
-    }
-    boundary(None, || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.remove_cb(),
-            None => pass_through_or(ctx, None, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.get_remove_cb)(ctx) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL), as received.
+    unsafe { export(None, |real| (real.get_remove_cb)(ctx)).on_ctx(ctx, CtxState::remove_cb) }
 }
 
 /// The get-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessionCb {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.get_get_cb)(ctx) };
-    }
-    boundary(None, || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.get_cb(),
-            None => pass_through_or(ctx, None, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.get_get_cb)(ctx) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL), as received.
+    unsafe { export(None, |real| (real.get_get_cb)(ctx)).on_ctx(ctx, CtxState::get_cb) }
 }
 
 // ---------------------------------------------------------------------------
@@ -169,12 +115,12 @@ pub unsafe extern "C" fn SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessio
 /// libssl's `SSL_CTX_new`; the new ctx's session cache is sesscache's.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_new(meth: *const SSL_METHOD) -> *mut SSL_CTX {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_new)(meth) };
+    // SAFETY: the caller's method, as received; libssl's SSL_CTX_new is
+    // SSL_CTX_new_ex with no library context or property query.
+    unsafe {
+        export(std::ptr::null_mut(), |real| (real.ctx_new)(meth))
+            .unless_passed_through(|| SSL_CTX_new_ex(std::ptr::null_mut(), std::ptr::null(), meth))
     }
-    // SAFETY: same contract as libssl's SSL_CTX_new, which is exactly this.
-    unsafe { SSL_CTX_new_ex(std::ptr::null_mut(), std::ptr::null(), meth) }
 }
 
 /// libssl's `SSL_CTX_new_ex`; the new ctx's session cache is sesscache's.
@@ -184,22 +130,18 @@ pub unsafe extern "C" fn SSL_CTX_new_ex(
     propq: *const c_char,
     meth: *const SSL_METHOD,
 ) -> *mut SSL_CTX {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_new_ex)(libctx, propq, meth) };
+    // SAFETY: the caller's arguments, as received; a non-null answer is a
+    // ctx libssl just created, not yet seen by anyone else.
+    unsafe {
+        export(std::ptr::null_mut(), |real| {
+            (real.ctx_new_ex)(libctx, propq, meth)
+        })
+        .libssl_then(true, |ctx| {
+            if !ctx.is_null() {
+                context::attach(ctx)
+            }
+        })
     }
-    let Some(real) = libssl::real() else {
-        return std::ptr::null_mut();
-    };
-    // SAFETY: arguments are passed to libssl exactly as received.
-    let ctx = unsafe { (real.ctx_new_ex)(libctx, propq, meth) };
-    if !ctx.is_null() {
-        boundary((), || {
-            // SAFETY: a ctx libssl just created, not yet seen by anyone else.
-            unsafe { context::attach(ctx) }
-        });
-    }
-    ctx
 }
 
 /// libssl's `SSL_CTX_ctrl`. The session-cache commands (mode, size, number
@@ -212,30 +154,12 @@ pub unsafe extern "C" fn SSL_CTX_ctrl(
     larg: c_long,
     parg: *mut c_void,
 ) -> c_long {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_ctrl)(ctx, cmd, larg, parg) };
+    // SAFETY: the caller's live ctx (or NULL, libssl's to answer) and
+    // arguments, as received.
+    unsafe {
+        export(0, |real| (real.ctx_ctrl)(ctx, cmd, larg, parg))
+            .answer_or_libssl(|| context::ctrl(ctx, cmd, larg))
     }
-    let ours = boundary(None, || {
-        // libssl's own add, parking a session, asks its own table's size
-        // and count (see `context::park`).
-        if !is_cache_command(cmd) || context::parking() {
-            return None;
-        }
-        // SAFETY: live ctx or NULL (NULL is libssl's to answer).
-        unsafe { state_of(ctx) }?.ctrl(ctx, cmd, larg)
-    });
-    match (ours, libssl::real()) {
-        (Some(answer), _) => answer,
-        // SAFETY: arguments are passed to libssl exactly as received.
-        (None, Some(real)) => unsafe { (real.ctx_ctrl)(ctx, cmd, larg, parg) },
-        (None, None) => 0,
-    }
-}
-
-fn is_cache_command(cmd: c_int) -> bool {
-    (context::CTRL_SESS_NUMBER..=context::CTRL_SESS_CACHE_FULL).contains(&cmd)
-        || (context::CTRL_SET_SESS_CACHE_SIZE..=context::CTRL_GET_SESS_CACHE_MODE).contains(&cmd)
 }
 
 /// libssl's `SSL_CTX_add_session`: 1 if the session was added, 0 if that
@@ -246,24 +170,8 @@ pub unsafe extern "C" fn SSL_CTX_add_session(
     ctx: *mut SSL_CTX,
     session: *mut SSL_SESSION,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_add_session)(ctx, session) };
-    }
-    boundary(0, || {
-        // SAFETY: the caller passes a live session or NULL.
-        let Some(sess) = (unsafe { Session::from_ptr(session) }) else {
-            return 0;
-        };
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => c_int::from(state.add_session(ctx, sess)),
-            None => pass_through_or(ctx, 0, |real| {
-                // SAFETY: non-null ctx that is not ours, live session.
-                unsafe { (real.ctx_add_session)(ctx, session) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx and session (or NULL), as received.
+    unsafe { on_session(ctx, session, |r| r.ctx_add_session, CtxState::add) }
 }
 
 /// libssl's `SSL_CTX_remove_session`: removes the session cached under this
@@ -275,24 +183,26 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
     ctx: *mut SSL_CTX,
     session: *mut SSL_SESSION,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_remove_session)(ctx, session) };
+    // SAFETY: the caller's ctx and session, each live or NULL.
+    unsafe { on_session(ctx, session, |r| r.ctx_remove_session, CtxState::remove) }
+}
+
+/// Adding or removing a session: libssl's own function (`libssl`) or ours
+/// (`ours`); a NULL session fails.
+///
+/// # Safety
+/// `ctx` and `session` are each NULL or live.
+unsafe fn on_session(
+    ctx: *mut SSL_CTX,
+    session: *mut SSL_SESSION,
+    libssl: fn(&Real) -> unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int,
+    ours: fn(&CtxState, Session) -> c_int,
+) -> c_int {
+    // SAFETY: per the contract; both go to libssl's function as received.
+    unsafe {
+        export(0, |real| libssl(real)(ctx, session))
+            .on(|| Some((ctx, Session::from_ptr(session)?)), ours)
     }
-    boundary(0, || {
-        // SAFETY: live session or NULL.
-        let Some(sess) = (unsafe { Session::from_ptr(session) }) else {
-            return 0;
-        };
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.remove_session(ctx, sess),
-            None => pass_through_or(ctx, 0, |real| {
-                // SAFETY: non-null ctx that is not ours, live session.
-                unsafe { (real.ctx_remove_session)(ctx, session) }
-            }),
-        }
-    })
 }
 
 /// libssl's `SSL_CTX_flush_sessions`: removes every session expired at time
@@ -300,20 +210,8 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
 /// `t` is 0, calling the remove callback for each.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long) {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_flush_sessions)(ctx, t) };
-    }
-    boundary((), || {
-        // SAFETY: live ctx or NULL.
-        match unsafe { state_of(ctx) } {
-            Some(state) => state.flush(ctx, t),
-            None => pass_through(ctx, |real| {
-                // SAFETY: non-null ctx that is not ours.
-                unsafe { (real.ctx_flush_sessions)(ctx, t) }
-            }),
-        }
-    })
+    // SAFETY: the caller's live ctx (or NULL) and time, as received.
+    unsafe { export((), |real| (real.ctx_flush_sessions)(ctx, t)).on_ctx(ctx, |s| s.flush(ctx, t)) }
 }
 
 /// libssl's `SSL_has_matching_session_id`: whether the connection's session
@@ -325,78 +223,44 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
     id: *const c_uchar,
     id_len: c_uint,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.has_matching_session_id)(ssl, id, id_len) };
+    let id_usable = id_len as usize <= MAX_SESSION_ID_LEN && (!id.is_null() || id_len == 0);
+    // SAFETY: the caller's live connection (or NULL), which holds a
+    // reference to its session ctx, and `id_len` readable bytes at `id`.
+    unsafe {
+        export(0, |real| (real.has_matching_session_id)(ssl, id, id_len)).on(
+            || {
+                let conn = Connection::from_ptr(ssl.cast_mut()).filter(|_| id_usable)?;
+                Some((context::session_ctx_of(conn), conn))
+            },
+            |state, conn| state.has_matching_session_id(conn, bytes(id, id_len)),
+        )
     }
-    boundary(0, || {
-        let len = id_len as usize;
-        if len > MAX_SESSION_ID_LEN || (id.is_null() && len > 0) {
-            return 0;
-        }
-        // SAFETY: the caller passes a live connection or NULL.
-        let Some(conn) = (unsafe { Connection::from_ptr(ssl.cast_mut()) }) else {
-            return 0;
-        };
-        let session_ctx = context::session_ctx_of(conn);
-        // SAFETY: the connection holds a reference to its session ctx.
-        let Some(state) = (unsafe { state_of(session_ctx) }) else {
-            return pass_through_or(session_ctx, 0, |real| {
-                // SAFETY: arguments as received.
-                unsafe { (real.has_matching_session_id)(ssl, id, id_len) }
-            });
-        };
-        let id = if len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: `id_len` (at most 32) readable bytes at non-null `id`.
-            unsafe { std::slice::from_raw_parts(id, len) }
-        };
-        SessionKeyRef::new(conn.version(), id)
-            .map_or(0, |key| c_int::from(state.cache.contains_ref(key)))
-    })
 }
 
 /// libssl's `SSL_SESSION_set_time`; a cached session moves to its new place
 /// in expiry order.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.session_set_time)(s, t) };
+    // SAFETY: the caller's live session (or NULL, which libssl checks).
+    unsafe {
+        export(0, |real| (real.session_set_time)(s, t)).libssl_then(true, |_| {
+            Session::from_ptr(s).map_or((), context::session_times_changed)
+        })
     }
-    let Some(real) = libssl::real() else { return 0 };
-    // SAFETY: arguments as received; libssl checks for NULL.
-    let ret = unsafe { (real.session_set_time)(s, t) };
-    boundary((), || {
-        // SAFETY: live session or NULL.
-        if let Some(sess) = unsafe { Session::from_ptr(s) } {
-            context::session_times_changed(sess);
-        }
-    });
-    ret
 }
 
 /// libssl's `SSL_SESSION_set_timeout`; a cached session moves to its new
 /// place in expiry order.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.session_set_timeout)(s, t) };
-    }
-    let Some(real) = libssl::real() else { return 0 };
-    // SAFETY: arguments as received; libssl checks for NULL and t < 0.
-    let ret = unsafe { (real.session_set_timeout)(s, t) };
-    if ret == 1 {
-        boundary((), || {
-            // SAFETY: live session (libssl accepted it).
-            if let Some(sess) = unsafe { Session::from_ptr(s) } {
-                context::session_times_changed(sess);
+    // SAFETY: the caller's live session (or NULL; libssl checks it and t).
+    unsafe {
+        export(0, |real| (real.session_set_timeout)(s, t)).libssl_then(true, |ret| {
+            if let (1, Some(sess)) = (ret, Session::from_ptr(s)) {
+                context::session_times_changed(sess)
             }
-        });
+        })
     }
-    ret
 }
 
 /// libssl's `SSL_SESSION_set_protocol_version`; a cached session is then
@@ -407,44 +271,26 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
     s: *mut SSL_SESSION,
     version: c_int,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.session_set_protocol_version)(s, version) };
+    // SAFETY: the caller's session, non-null where libssl is called.
+    unsafe {
+        export(0, |real| (real.session_set_protocol_version)(s, version))
+            .libssl_then(!s.is_null(), |_| {
+                Session::from_ptr(s).map_or((), context::session_version_changed)
+            })
     }
-    // libssl itself would crash on NULL.
-    let (Some(real), false) = (libssl::real(), s.is_null()) else {
-        return 0;
-    };
-    // SAFETY: a non-null session from the caller.
-    let ret = unsafe { (real.session_set_protocol_version)(s, version) };
-    boundary((), || {
-        // SAFETY: a live session (checked non-null above, libssl just
-        // wrote to it).
-        if let Some(sess) = unsafe { Session::from_ptr(s) } {
-            context::session_version_changed(sess);
-        }
-    });
-    ret
 }
 
 /// libssl's `SSL_set_SSL_CTX` (used by SNI servers). The connection's
 /// session cache and callbacks stay those of the ctx it was created with.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.set_ssl_ctx)(ssl, ctx) };
+    // SAFETY: the caller's connection, non-null where used, and ctx.
+    unsafe {
+        export(std::ptr::null_mut(), |real| (real.set_ssl_ctx)(ssl, ctx))
+            .ours_first(!ssl.is_null(), || {
+                Connection::from_ptr(ssl).map_or((), context::remember_session_ctx)
+            })
     }
-    let Some(real) = libssl::real() else {
-        return std::ptr::null_mut();
-    };
-    // SAFETY: live connection or NULL.
-    let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {
-        return std::ptr::null_mut();
-    };
-    boundary((), || context::remember_session_ctx(conn));
-    // SAFETY: arguments as received.
-    unsafe { (real.set_ssl_ctx)(ssl, ctx) }
 }
 
 /// libssl's `SSL_CTX_set_session_id_context`; sesscache also remembers the
@@ -455,25 +301,18 @@ pub unsafe extern "C" fn SSL_CTX_set_session_id_context(
     sid_ctx: *const c_uchar,
     sid_ctx_len: c_uint,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len) };
+    // SAFETY: the caller's ctx, non-null where used; libssl accepts
+    // `sid_ctx_len` bytes at `sid_ctx` only if they are there.
+    unsafe {
+        export(0, |real| (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len)).libssl_then(
+            !ctx.is_null(),
+            |ret| {
+                if let (1, Some(state)) = (ret, state_of(ctx)) {
+                    state.set_sid_ctx(bytes(sid_ctx, sid_ctx_len))
+                }
+            },
+        )
     }
-    let Some(real) = libssl::real() else { return 0 };
-    if ctx.is_null() {
-        return 0;
-    }
-    // SAFETY: arguments as received; libssl checks the length.
-    let ret = unsafe { (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len) };
-    if ret == 1 {
-        boundary((), || {
-            // SAFETY: live ctx; libssl accepted `sid_ctx_len` bytes at `sid_ctx`.
-            if let Some(state) = unsafe { state_of(ctx) } {
-                state.set_sid_ctx(unsafe { bytes(sid_ctx, sid_ctx_len) });
-            }
-        });
-    }
-    ret
 }
 
 /// libssl's `SSL_set_session_id_context`; sesscache also remembers the
@@ -484,24 +323,18 @@ pub unsafe extern "C" fn SSL_set_session_id_context(
     sid_ctx: *const c_uchar,
     sid_ctx_len: c_uint,
 ) -> c_int {
-    if let Some(real) = libssl::passing_through() {
-        // SAFETY: arguments as received, to libssl's own function.
-        return unsafe { (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len) };
+    // SAFETY: the caller's connection, non-null where used; libssl accepts
+    // `sid_ctx_len` bytes at `sid_ctx` only if they are there.
+    unsafe {
+        export(0, |real| (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len)).libssl_then(
+            !ssl.is_null(),
+            |ret| {
+                if let (1, Some(conn)) = (ret, Connection::from_ptr(ssl)) {
+                    context::remember_connection_sid_ctx(conn, bytes(sid_ctx, sid_ctx_len))
+                }
+            },
+        )
     }
-    let Some(real) = libssl::real() else { return 0 };
-    // SAFETY: live connection or NULL.
-    let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {
-        return 0;
-    };
-    // SAFETY: arguments as received; libssl checks the length.
-    let ret = unsafe { (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len) };
-    if ret == 1 {
-        // SAFETY: libssl accepted `sid_ctx_len` bytes at `sid_ctx`.
-        boundary((), || {
-            context::remember_connection_sid_ctx(conn, unsafe { bytes(sid_ctx, sid_ctx_len) })
-        });
-    }
-    ret
 }
 
 /// # Safety
@@ -527,22 +360,21 @@ unsafe fn bytes<'a>(p: *const c_uchar, len: c_uint) -> &'a [u8] {
 /// or a call after the first `SSL_CTX_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sesscache_configure(name: *const c_char, value: *const c_char) -> c_int {
-    boundary(0, || {
-        if name.is_null() || value.is_null() {
-            return 0;
-        }
-        // SAFETY: the caller passes NUL-terminated strings.
-        let (name, value) = unsafe {
-            (
-                std::ffi::CStr::from_ptr(name),
-                std::ffi::CStr::from_ptr(value),
-            )
-        };
-        match (name.to_str(), value.to_str()) {
-            (Ok(name), Ok(value)) => c_int::from(crate::store::configure(name, value)),
-            _ => 0,
-        }
-    })
+    // SAFETY: the caller's NUL-terminated strings (or NULL).
+    boundary(0, || unsafe { configure(name, value) })
+}
+
+/// # Safety
+/// `name` and `value` are NULL or NUL-terminated strings.
+unsafe fn configure(name: *const c_char, value: *const c_char) -> c_int {
+    // SAFETY: per the contract.
+    let (Some(name), Some(value)) = (unsafe { c_str(name) }, unsafe { c_str(value) }) else {
+        return 0;
+    };
+    match (name.to_str(), value.to_str()) {
+        (Ok(name), Ok(value)) => c_int::from(crate::store::configure(name, value)),
+        _ => 0,
+    }
 }
 
 /// Reads one of the shared store's counters by name into `*value`:
@@ -554,116 +386,31 @@ pub unsafe extern "C" fn sesscache_configure(name: *const c_char, value: *const 
 /// an unknown name or NULL pointers.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sesscache_counter(name: *const c_char, value: *mut u64) -> c_int {
-    boundary(0, || {
-        if name.is_null() || value.is_null() {
-            return 0;
-        }
-        // SAFETY: the caller passes a NUL-terminated string.
-        let name = unsafe { std::ffi::CStr::from_ptr(name) };
-        let Some((_, v)) = crate::store::counters()
-            .into_iter()
-            .find(|(n, _)| name.to_bytes() == n.as_bytes())
-        else {
-            return 0;
-        };
-        // SAFETY: the caller's out-parameter.
-        unsafe { *value = v };
-        1
-    })
+    // SAFETY: the caller's NUL-terminated string and out-parameter (or NULL).
+    boundary(0, || unsafe { counter(name, value) })
 }
 
-// ---------------------------------------------------------------------------
-// The hooks installed on every SSL_CTX (libssl's external-cache callbacks)
-// ---------------------------------------------------------------------------
-
-/// libssl's new-session callback: cache the session, then offer it to the
-/// application's callback with the reference libssl took for it.
-pub(crate) unsafe extern "C" fn new_session_hook(
-    ssl: *mut SSL,
-    session: *mut SSL_SESSION,
-) -> c_int {
-    // Our part runs inside the boundary; the application's callback, which
-    // takes over libssl's reference when it returns non-zero, runs outside
-    // it, so a failure of ours can never make libssl free a reference the
-    // application kept.
-    let prepared = boundary(None, || {
-        // SAFETY: libssl passes its live connection and session.
-        let (conn, sess) = unsafe { (Connection::from_ptr(ssl)?, Session::from_ptr(session)?) };
-        let session_ctx = context::session_ctx_of(conn);
-        // SAFETY: the connection holds a reference to its session ctx.
-        let state = unsafe { state_of(session_ctx) }?;
-        state.on_new_session(session_ctx, conn, sess);
-        Some((state, session_ctx, conn))
-    });
-    let Some((state, session_ctx, conn)) = prepared else {
+/// # Safety
+/// `name` is NULL or a NUL-terminated string, `value` NULL or writable.
+unsafe fn counter(name: *const c_char, value: *mut u64) -> c_int {
+    // SAFETY: per the contract.
+    let Some(name) = (unsafe { c_str(name) }).filter(|_| !value.is_null()) else {
         return 0;
     };
-    let kept = match state.new_cb() {
-        // SAFETY: the application's callback; the reference libssl took is
-        // the application's if it returns non-zero, as with plain libssl.
-        Some(app_new) => unsafe { app_new(ssl, session) },
-        None => 0,
+    let Some((_, v)) = crate::store::counters()
+        .into_iter()
+        .find(|(n, _)| name.to_bytes() == n.as_bytes())
+    else {
+        return 0;
     };
-    boundary((), || state.auto_flush_if_due(session_ctx, conn));
-    kept
+    // SAFETY: the caller's out-parameter, non-null.
+    unsafe { *value = v };
+    1
 }
 
-/// libssl's remove-session callback: libssl removed a session on its own
-/// (an internal call that did not reach our export).
-pub(crate) unsafe extern "C" fn remove_session_hook(ctx: *mut SSL_CTX, session: *mut SSL_SESSION) {
-    if context::marking_not_resumable() {
-        return;
-    }
-    boundary((), || {
-        // SAFETY: libssl passes its live ctx and session.
-        let (Some(state), Some(sess)) = (unsafe { state_of(ctx) }, unsafe {
-            Session::from_ptr(session)
-        }) else {
-            return;
-        };
-        state.removed_by_libssl(ctx, sess);
-    })
-}
-
-/// libssl's get-session callback: our cache, then the application's.
-pub(crate) unsafe extern "C" fn get_session_hook(
-    ssl: *mut SSL,
-    id: *const c_uchar,
-    id_len: c_int,
-    copy: *mut c_int,
-) -> *mut SSL_SESSION {
-    boundary(std::ptr::null_mut(), || {
-        // SAFETY: libssl passes its live connection.
-        let Some(conn) = (unsafe { Connection::from_ptr(ssl) }) else {
-            return std::ptr::null_mut();
-        };
-        let session_ctx = context::session_ctx_of(conn);
-        // SAFETY: the connection holds a reference to its session ctx.
-        let Some(state) = (unsafe { state_of(session_ctx) }) else {
-            return std::ptr::null_mut();
-        };
-        let (found, copy_value) = state.lookup(session_ctx, conn, id, id_len);
-        if !copy.is_null() {
-            // SAFETY: libssl's out-parameter.
-            unsafe { *copy = copy_value };
-        }
-        found
-    })
-}
-
-fn pass_through(ctx: *mut SSL_CTX, call: impl FnOnce(&'static libssl::Real)) {
-    pass_through_or(ctx, (), call)
-}
-
-/// Calls libssl for a ctx that is not ours; NULL gets `fallback` (libssl
-/// itself would crash).
-fn pass_through_or<R>(
-    ctx: *mut SSL_CTX,
-    fallback: R,
-    call: impl FnOnce(&'static libssl::Real) -> R,
-) -> R {
-    match libssl::real() {
-        Some(real) if !ctx.is_null() => call(real),
-        _ => fallback,
-    }
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that outlives `'a`.
+unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a std::ffi::CStr> {
+    // SAFETY: per the contract.
+    (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
 }

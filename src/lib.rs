@@ -8,9 +8,26 @@
 //! application's external-cache callbacks (`SSL_CTX_sess_set_new_cb` and
 //! friends) are invoked by sesscache exactly as libssl would invoke them.
 //!
-//! Layout: [`cache`] is the pure-Rust core; `context` holds the libssl
-//! semantics per `SSL_CTX`; `ffi` is the exported C ABI; `libssl` owns all
-//! access to the real libssl.
+//! Layout, each module using only those to its right (no cycles):
+//!
+//! ```text
+//! ffi ──► context ──► store ──► libssl ──► diag
+//!   │        │          │         │
+//!   └────────┴──────────┴─────────┴──────► cache
+//! ```
+//!
+//! - `ffi`: everything C calls — the exports (`ffi.rs`, each one
+//!   delegation through `ffi/boundary.rs`: panic boundary, pointer checks,
+//!   state lookup, pass-through to libssl) and the hooks libssl calls back
+//!   (`ffi/hooks.rs`: the external-cache and ex_data callbacks, handed to
+//!   `context` to install).
+//! - `context`: the libssl semantics per `SSL_CTX` (`context/rules.rs`:
+//!   its pure decisions).
+//! - `store`: the shared store behind its `Backend` trait.
+//! - `libssl`: all access to the real libssl, and the release-line decision.
+//! - `diag`: warnings, the event log and the stats files; it prints what
+//!   the layers above register with it and imports none of them.
+//! - [`cache`]: the pure-Rust core, knows nothing about C.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -80,6 +97,7 @@ extern "C" fn at_load() {
         // Decided now when libssl is already loaded, so that a release
         // line passed through is said at start-up.
         if libssl::loaded() && libssl::serving() {
+            ffi::install_hooks();
             context::reserve_ctx_index();
         }
     });
@@ -91,3 +109,26 @@ extern "C" fn at_load() {
 #[used]
 #[unsafe(link_section = ".init_array")]
 static AT_LOAD: extern "C" fn() = at_load;
+
+#[cfg(test)]
+mod tests {
+    /// Here, above diagnostics and the layers whose lines it prints.
+    #[test]
+    fn every_line_the_stats_file_can_hold_has_a_metric() {
+        let metrics = crate::diag::metric_stats();
+        let mut stats: Vec<&str> = crate::diag::Event::ALL
+            .iter()
+            .map(|e| e.stat_name())
+            .collect();
+        stats.extend(["sessions", "not_resumable_marking"]);
+        stats.extend(crate::store::counters().iter().map(|(name, _)| *name));
+        for stat in &stats {
+            assert!(metrics.contains(stat), "no metric for {stat}");
+        }
+        assert_eq!(
+            stats.len(),
+            metrics.len(),
+            "a metric for a line the stats file never holds"
+        );
+    }
+}

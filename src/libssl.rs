@@ -404,6 +404,15 @@ impl Session {
         unsafe { sys::SSL_SESSION_get_max_early_data(self.as_ptr()) }
     }
 
+    /// libssl's own `SSL_SESSION_set_time`, which only writes the
+    /// session's time fields (libssl's own cache does not hold it).
+    pub fn set_time_in_libssl(self, t: c_long) {
+        if let Some(real) = real() {
+            // SAFETY: live session.
+            unsafe { (real.session_set_time)(self.as_ptr(), t) };
+        }
+    }
+
     pub fn is_resumable(self) -> bool {
         // SAFETY: live session.
         unsafe { SSL_SESSION_is_resumable(self.as_ptr()) == 1 }
@@ -491,6 +500,67 @@ impl Connection {
         // SAFETY: live connection, index from `new_ssl_index`.
         unsafe { sys::SSL_set_ex_data(self.as_ptr(), idx, data) == 1 }
     }
+}
+
+/// Borrowed view of a live `SSL_CTX`, for libssl's own functions on it
+/// that this library also exports (reached through [`Real`]). Each answers
+/// `None`, and does nothing, when libssl's functions were not found.
+#[derive(Clone, Copy)]
+pub struct Ctx(NonNull<SSL_CTX>);
+
+impl Ctx {
+    /// # Safety
+    /// `ctx` must be NULL or a ctx that stays alive while the view is used.
+    pub unsafe fn from_ptr(ctx: *mut SSL_CTX) -> Option<Ctx> {
+        NonNull::new(ctx).map(Ctx)
+    }
+
+    pub fn as_ptr(self) -> *mut SSL_CTX {
+        self.0.as_ptr()
+    }
+
+    /// libssl's own `SSL_CTX_ctrl` for a command without a pointer
+    /// argument: its own cache mode, size or one of its statistics.
+    pub fn ctrl(self, cmd: c_int, larg: c_long) -> Option<c_long> {
+        let real = real()?;
+        // SAFETY: live ctx; a command that reads no pointer.
+        Some(unsafe { (real.ctx_ctrl)(self.as_ptr(), cmd, larg, std::ptr::null_mut()) })
+    }
+
+    /// libssl's own `SSL_CTX_add_session`, into its own table (which takes
+    /// its own reference and lock): 1 if the table took the session.
+    pub fn add_to_own_table(self, sess: Session) -> Option<c_int> {
+        let real = real()?;
+        // SAFETY: live ctx and session.
+        Some(unsafe { (real.ctx_add_session)(self.as_ptr(), sess.as_ptr()) })
+    }
+
+    /// libssl's own `SSL_CTX_remove_session`: marks the session not
+    /// resumable and takes what its own table holds under the session's key
+    /// out of it (1 if there was one), with its own lock.
+    pub fn remove_from_own_table(self, sess: Session) -> Option<c_int> {
+        let real = real()?;
+        // SAFETY: live ctx and session.
+        Some(unsafe { (real.ctx_remove_session)(self.as_ptr(), sess.as_ptr()) })
+    }
+
+    /// Sets libssl's own three external-cache callbacks of the ctx.
+    pub fn set_callbacks(self, new: NewSessionFn, remove: RemoveSessionFn, get: GetSessionFn) {
+        let Some(real) = real() else { return };
+        // SAFETY: live ctx; libssl's own setters store the pointers.
+        unsafe {
+            (real.set_new_cb)(self.as_ptr(), Some(new));
+            (real.set_remove_cb)(self.as_ptr(), Some(remove));
+            (real.set_get_cb)(self.as_ptr(), Some(get));
+        }
+    }
+}
+
+/// A new ctx from libssl's own `SSL_CTX_new` (NULL if it fails).
+pub fn own_ctx_new() -> Option<*mut SSL_CTX> {
+    let real = real()?;
+    // SAFETY: plain ctx creation through libssl, with a static method.
+    Some(unsafe { (real.ctx_new)(tls_method()) })
 }
 
 /// Allocates an `SSL_CTX` ex_data index whose free callback is `free`.
