@@ -28,8 +28,8 @@ use openssl_sys::{SSL_CTX, SSL_SESSION};
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, SSL_OP_NO_ANTI_REPLAY,
-    Session, SessionRef, not_resumable,
+    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, Session, SessionRef,
+    not_resumable,
 };
 use crate::store;
 
@@ -610,9 +610,10 @@ impl CtxState {
             // with a store across every server that shares it: a session
             // that can carry early data, found here, is resumed only if
             // this server takes it out of the store.
-            let single_use = store::remote().is_some() && anti_replay(conn);
+            let remote = store::remote();
+            let single_use = remote.is_some() && anti_replay(conn);
             let mut lost = false;
-            if let (true, Some(remote)) = (single_use, store::remote()) {
+            if let (true, Some(remote)) = (single_use, remote) {
                 if let Some(local) = self.cache.peek(&key) {
                     if local.view().max_early_data() > 0 && !remote.claim(&key) {
                         // Another server sharing the store may have resumed
@@ -630,7 +631,7 @@ impl CtxState {
                 return (found.into_raw(), 0);
             }
             log_id(Event::Miss, session_ctx, key.id());
-            if let Some(remote) = store::remote().filter(|_| !lost) {
+            if let Some(remote) = remote.filter(|_| !lost) {
                 if let Some(shared) = remote.fetch(&key, &expected_sid_ctx(conn), single_use) {
                     log_id(Event::StoreHit, session_ctx, key.id());
                     if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 {
@@ -802,8 +803,7 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 fn anti_replay(conn: Connection) -> bool {
     conn.is_tls13()
         && conn.is_server()
-        && conn.max_early_data() > 0
-        && conn.options() & SSL_OP_NO_ANTI_REPLAY == 0
+        && rules::early_data_single_use(conn.max_early_data(), conn.options())
 }
 
 /// TLS 1.3 early-data anti-replay: right after the lookup, libssl calls

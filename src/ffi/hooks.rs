@@ -127,7 +127,7 @@ unsafe extern "C" fn free_sid_ctx(
     _argp: *mut c_void,
 ) {
     // SAFETY: the value at our index of a connection being freed.
-    unsafe { context::free_connection_sid_ctx(ptr) }
+    boundary((), || unsafe { context::free_connection_sid_ctx(ptr) })
 }
 
 /// ex_data dup callback for both our SSL indices: `SSL_dup` starts the copy
