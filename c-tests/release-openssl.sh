@@ -10,8 +10,8 @@
 #   3.5-interposable     3.5 linked the way Debian 13 links it (without
 #                        -Bsymbolic: libssl calls its own exports through
 #                        the PLT, so an interposed export sees them)
-# 3.0 is bookworm's, 3.5 trixie's, 3.6 forky's (testing; sid carries the same), 4.0
-# experimental's.
+# 3.0 is bookworm's, 3.5 trixie's, 3.6 sid's, 4.0 experimental's (the first
+# of a line's versions that the mirror gives).
 # The link style is checked on the built libssl (readelf -d: DT_FLAGS
 # SYMBOLIC present exactly for -Bsymbolic).
 # The cache is $SESSCACHE_OPENSSL_CACHE (default /var/cache/sesscache-openssl);
@@ -24,11 +24,13 @@ set -euo pipefail
 LINE="${1:?usage: $0 3.0|3.5|3.5-interposable|3.6|4.0}"
 SYMBOLIC=1
 case "$LINE" in
-    3.0) VERSION=3.0.20-1~deb12u2 SUITE=bookworm SONAME=libssl.so.3 ;;
-    3.5) VERSION=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 ;;
-    3.5-interposable) VERSION=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 SYMBOLIC=0 ;;
-    3.6) VERSION=3.6.5-1 SUITE=forky SONAME=libssl.so.3 ;;
-    4.0) VERSION=4.0.2-1 SUITE=experimental SONAME=libssl.so.4 ;;
+    3.0) VERSIONS=3.0.20-1~deb12u2 SUITE=bookworm SONAME=libssl.so.3 ;;
+    3.5) VERSIONS=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 ;;
+    3.5-interposable) VERSIONS=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 SYMBOLIC=0 ;;
+    # sid lists 3.6.5-1, which the mirror may not hold yet; 3.6.3-1 stays
+    # in sid as an extra source (Built-Using).
+    3.6) VERSIONS="3.6.5-1 3.6.3-1" SUITE=sid SONAME=libssl.so.3 ;;
+    4.0) VERSIONS=4.0.2-1 SUITE=experimental SONAME=libssl.so.4 ;;
     *) echo "release-openssl.sh: unknown line $LINE (3.0, 3.5, 3.5-interposable, 3.6 or 4.0)" >&2; exit 2 ;;
 esac
 CACHE="${SESSCACHE_OPENSSL_CACHE:-/var/cache/sesscache-openssl}"
@@ -48,14 +50,21 @@ apt_opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/
     -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT" -o Dir::Cache::pkgcache=
     -o Dir::Cache::srcpkgcache=)
 cd "$DEST.build"
-upstream="${VERSION%-*}"
-tarball="openssl_${upstream}.orig.tar.gz"
-if [ ! -f "$tarball" ]; then
+tarball=""
+for version in $VERSIONS; do
+    candidate="openssl_${version%-*}.orig.tar.gz"
+    [ -f "$candidate" ] && { tarball="$candidate"; break; }
+done
+if [ -z "$tarball" ]; then
     apt-get "${apt_opts[@]}" update -qq >&2
-    # The .dsc may be missing from the mirror; the upstream tarball is
-    # what is needed, so a partial download is fine.
-    apt-get "${apt_opts[@]}" source --download-only "openssl=$VERSION" >&2 || true
-    [ -f "$tarball" ] || { echo "release-openssl.sh: $tarball not downloaded" >&2; exit 1; }
+    for version in $VERSIONS; do
+        # The .dsc may be missing from the mirror; the upstream tarball is
+        # what is needed, so a partial download is fine.
+        apt-get "${apt_opts[@]}" source --download-only "openssl=$version" >&2 || true
+        candidate="openssl_${version%-*}.orig.tar.gz"
+        [ -f "$candidate" ] && { tarball="$candidate"; break; }
+    done
+    [ -n "$tarball" ] || { echo "release-openssl.sh: no openssl source of $VERSIONS downloaded" >&2; exit 1; }
 fi
 rm -rf src && mkdir src
 tar xzf "$tarball" -C src --strip-components=1
