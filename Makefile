@@ -135,6 +135,8 @@ test-files: build
 test-c: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh
 
+# The machine's libssl under valgrind: make test runs it as test-releases'
+# 3.0 interposable entry.
 test-valgrind: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh --valgrind
 
