@@ -13,8 +13,9 @@
 # the SSL module and without gzip, linked with an rpath to the line's lib
 # directory, once, into a cache outside the clone
 # ($SESSCACHE_OPENSSL_CACHE/nginx-LINE, default /var/cache/sesscache-openssl);
-# a later run reuses the build. The source lists are read through a private
-# apt configuration inside the cache. About two minutes on two cores.
+# a later run reuses the build, and a run that finds another building the
+# same line waits for it. The source lists are read through a private apt
+# configuration inside the cache.
 # Building needs libpcre2-dev (nginx's `return` is its rewrite module's).
 set -euo pipefail
 
@@ -57,6 +58,9 @@ fi
 
 DEST="$CACHE/nginx-$LINE"
 BIN="$DEST/sbin/nginx"
+mkdir -p "$CACHE"
+exec 9>"$DEST.lock"
+flock 9
 if [ -x "$BIN" ]; then
     echo "$BIN"
     exit 0
@@ -96,8 +100,8 @@ sed -i -e 's/serial->length/ASN1_STRING_length(serial)/g' \
 ./configure --prefix="$DEST" --with-http_ssl_module --without-http_gzip_module \
     --with-cc-opt="-I$INCDIR -Wno-error=discarded-qualifiers" --with-ld-opt="-L$LIBDIR -Wl,-rpath,$LIBDIR" >&2
 nice make -j"$(nproc)" >&2
+problems="$(abi_problems objs/nginx "$LIBDIR")"
+[ -z "$problems" ] || die "the build does not run on $LIBDIR: $problems"
 make install >&2
 cd .. && rm -rf src
-problems="$(abi_problems "$BIN" "$LIBDIR")"
-[ -z "$problems" ] || die "the build does not run on $LIBDIR: $problems"
 echo "$BIN"
