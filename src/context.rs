@@ -318,17 +318,18 @@ impl CtxState {
 
     /// `SSL_CTX_add_session` on this state's ctx: 1 if the session was new.
     pub fn add(&self, sess: Session) -> c_int {
-        c_int::from(self.add_session(self.own_ctx(), sess))
+        c_int::from(self.add_session(sess))
     }
 
     /// `SSL_CTX_remove_session` on this state's ctx.
     pub fn remove(&self, sess: Session) -> c_int {
-        self.remove_session(self.own_ctx(), sess)
+        self.remove_session(sess)
     }
 
     /// libssl's `SSL_CTX_add_session`: returns whether the session was new.
     #[inline]
-    pub fn add_session(&self, ctx: *mut SSL_CTX, sess: Session) -> bool {
+    pub fn add_session(&self, sess: Session) -> bool {
+        let ctx = self.own_ctx();
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
             sess.set_time_in_libssl(libssl::now() as c_long);
         }
@@ -357,16 +358,16 @@ impl CtxState {
         if let Some(replaced) = &outcome.released {
             if replaced.as_ptr() != sess.as_ptr() {
                 // Out of libssl's table first: it has the same key.
-                self.unpark_locked(ctx, replaced.as_ptr(), parking.is_some());
+                self.unpark_locked(replaced.as_ptr(), parking.is_some());
             }
         }
         if let Some(parking) = parking.as_mut() {
-            self.park(parking, ctx, sess.as_ptr());
+            self.park(parking, sess.as_ptr());
         }
         drop(parking);
         drop(outcome.released);
         if !evicted.is_empty() {
-            self.notify_evicted(ctx, evicted);
+            self.notify_evicted(evicted);
         }
         outcome.added
     }
@@ -374,16 +375,16 @@ impl CtxState {
     /// The sessions an insert evicted, out of line: most inserts evict
     /// nothing.
     #[inline(never)]
-    fn notify_evicted(&self, ctx: *mut SSL_CTX, evicted: Evicted<SessionRef>) {
+    fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
         for victim in evicted {
             // libssl frees each evicted session right after its callback.
-            self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
+            self.notify_removed(victim.as_ptr(), Event::Evict);
         }
     }
 
     /// libssl's `SSL_CTX_remove_session`, for a call that reached our export.
     #[inline]
-    pub fn remove_session(&self, ctx: *mut SSL_CTX, sess: Session) -> c_int {
+    pub fn remove_session(&self, sess: Session) -> c_int {
         // The key is borrowed from the session, which the caller holds; an
         // empty ID is ignored, as libssl does.
         let Some(removed) = sess
@@ -396,11 +397,11 @@ impl CtxState {
             return 0;
         };
         if let Some(cached) = &removed {
-            self.unpark(ctx, cached.as_ptr());
+            self.unpark(cached.as_ptr());
         }
         // libssl reports the session it was asked about, even when the cache
         // held a different one under that key, and frees after the callback.
-        self.notify_removed(ctx, sess.as_ptr(), Event::Remove);
+        self.notify_removed(sess.as_ptr(), Event::Remove);
         if removed.is_none() {
             self.park_where_else_cached(sess);
         }
@@ -410,7 +411,8 @@ impl CtxState {
     /// libssl removed `sess` itself (an internal call that did not reach our
     /// export, perhaps of a session parked in its table) and already marked
     /// it not resumable.
-    pub fn removed_by_libssl(&self, ctx: *mut SSL_CTX, sess: Session) {
+    pub fn removed_by_libssl(&self, sess: Session) {
+        let ctx = self.own_ctx();
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
         if removed.is_none() {
             self.park_where_else_cached(sess);
@@ -425,22 +427,22 @@ impl CtxState {
     }
 
     /// libssl's `SSL_CTX_flush_sessions`: `t == 0` removes everything.
-    pub fn flush(&self, ctx: *mut SSL_CTX, t: c_long) {
+    pub fn flush(&self, t: c_long) {
         if t == 0 {
-            self.flush_all(ctx, Event::FlushAll)
+            self.flush_all(Event::FlushAll)
         } else {
-            self.notify_all_removed(ctx, self.cache.take_expired(t), Event::Expire)
+            self.notify_all_removed(self.cache.take_expired(t), Event::Expire)
         }
     }
 
-    fn flush_all(&self, ctx: *mut SSL_CTX, event: Event) {
-        self.notify_all_removed(ctx, self.cache.take_all(), event)
+    fn flush_all(&self, event: Event) {
+        self.notify_all_removed(self.cache.take_all(), event)
     }
 
     /// libssl calls every callback of a flush first and frees afterwards.
-    fn notify_all_removed(&self, ctx: *mut SSL_CTX, victims: Vec<SessionRef>, event: Event) {
+    fn notify_all_removed(&self, victims: Vec<SessionRef>, event: Event) {
         for victim in &victims {
-            self.notify_removed(ctx, victim.as_ptr(), event);
+            self.notify_removed(victim.as_ptr(), event);
         }
         drop(victims);
     }
@@ -450,14 +452,15 @@ impl CtxState {
     // Inline: on every removal; what is rare (logging, a store, parked
     // sessions, marking through libssl) is out of line.
     #[inline]
-    fn notify_removed(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, event: Event) {
+    fn notify_removed(&self, sess: *mut SSL_SESSION, event: Event) {
+        let ctx = self.own_ctx();
         log_session(event, ctx, sess);
         // A session removed or expired here must not be resumed elsewhere;
         // one evicted for room, or dropped with its ctx, stays valid there.
         if matches!(event, Event::Remove | Event::Expire) {
             self.forget_in_store(sess);
         }
-        self.unpark(ctx, sess);
+        self.unpark(sess);
         mark_not_resumable(ctx, sess);
         if let Some(cb) = self.remove_cb() {
             // SAFETY: the application's callback, with a live ctx and session.
@@ -492,11 +495,10 @@ impl CtxState {
     /// on for this, see [`mode_for_libssl`]) finds it first and goes on
     /// exactly as without us. The table holds nothing else, so every other
     /// lookup misses it and reaches our get hook.
-    fn park(&self, parking: &mut Parking<'_>, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-        // SAFETY: callers pass a live ctx and a session they hold.
-        let (Some(ctx), Some(sess)) = (unsafe { Ctx::from_ptr(ctx) }, unsafe {
-            Session::from_ptr(sess)
-        }) else {
+    fn park(&self, parking: &mut Parking<'_>, sess: *mut SSL_SESSION) {
+        let ctx = self.own_ctx_view();
+        // SAFETY: callers pass a session they hold.
+        let Some(sess) = (unsafe { Session::from_ptr(sess) }) else {
             return;
         };
         if libssl::real().is_none() {
@@ -529,7 +531,7 @@ impl CtxState {
                     .cache
                     .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
                 {
-                    other.park(&mut parking, other.ctx as *mut SSL_CTX, sess.as_ptr());
+                    other.park(&mut parking, sess.as_ptr());
                 }
             }
         })
@@ -537,30 +539,30 @@ impl CtxState {
 
     /// `sess` left our cache: if it was parked, it leaves libssl's table.
     #[inline]
-    fn unpark(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
-        self.unpark_locked(ctx, sess, false)
+    fn unpark(&self, sess: *mut SSL_SESSION) {
+        self.unpark_locked(sess, false)
     }
 
     /// [`CtxState::unpark`]; `locked`: the caller holds `park_lock`.
     // Inline, with the work out of line: every removal asks, twice, and
     // while nothing is parked the answer is one load.
     #[inline]
-    fn unpark_locked(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, locked: bool) {
+    fn unpark_locked(&self, sess: *mut SSL_SESSION, locked: bool) {
         // After the session left our cache: had it been found there while
         // being parked, the count is raised already (see `add_session`).
         if self.parked.load(Ordering::Relaxed) != 0 {
-            self.unpark_slow(ctx, sess, locked);
+            self.unpark_slow(sess, locked);
         }
     }
 
     #[cold]
-    fn unpark_slow(&self, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION, locked: bool) {
+    fn unpark_slow(&self, sess: *mut SSL_SESSION, locked: bool) {
         let _parking = (!locked).then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: callers pass a session they hold.
         let marked =
             unsafe { Session::from_ptr(sess) }.is_some_and(|s| !s.not_resumable_flag_clear());
         if let (true, Some(_)) = (marked, libssl::real()) {
-            if remove_on_app_ctx(ctx, sess) == Some(1) {
+            if remove_on_app_ctx(self.own_ctx(), sess) == Some(1) {
                 // One parked session fewer (it cannot go below 0: every
                 // parking raised it first).
                 let _ = self
@@ -575,11 +577,11 @@ impl CtxState {
     /// `*copy` value to give libssl.
     pub fn lookup(
         &self,
-        session_ctx: *mut SSL_CTX,
         conn: Connection,
         id_ptr: *const c_uchar,
         id_len: c_int,
     ) -> (*mut SSL_SESSION, c_int) {
+        let session_ctx = self.own_ctx();
         let mode = self.mode();
         if mode & SESS_CACHE_NO_INTERNAL_LOOKUP == 0 {
             // libssl refuses an over-long ID before it asks the callback.
@@ -603,7 +605,7 @@ impl CtxState {
                 // Another process removed this session: it goes here too,
                 // before the lookup below counts it.
                 if let Some(stale) = self.cache.peek(&key) {
-                    self.remove_session(session_ctx, stale.view());
+                    self.remove_session(stale.view());
                 }
             }
             // Under libssl's anti-replay rule a session is single use, and
@@ -618,7 +620,7 @@ impl CtxState {
                     if local.view().max_early_data() > 0 && !remote.claim(&key) {
                         // Another server sharing the store may have resumed
                         // it: early data is single use across all of them.
-                        self.remove_session(session_ctx, local.view());
+                        self.remove_session(local.view());
                         lost = true;
                     }
                 }
@@ -635,7 +637,7 @@ impl CtxState {
                 if let Some(shared) = remote.fetch(&key, &expected_sid_ctx(conn), single_use) {
                     log_id(Event::StoreHit, session_ctx, key.id());
                     if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 {
-                        self.cache_shared(session_ctx, key, &shared);
+                        self.cache_shared(key, &shared);
                     }
                     lend_for_anti_replay(session_ctx, conn, shared.as_ptr());
                     return (shared.into_raw(), 0);
@@ -658,7 +660,7 @@ impl CtxState {
                 log_session(Event::CallbackHit, session_ctx, ret);
             }
             if mode & SESS_CACHE_NO_INTERNAL_STORE == 0 && sess.not_resumable_flag_clear() {
-                self.add_session(session_ctx, sess);
+                self.add_session(sess);
                 lend_for_anti_replay(session_ctx, conn, ret);
             }
         }
@@ -667,23 +669,23 @@ impl CtxState {
 
     /// A session from the shared store joins the local cache (as libssl
     /// adds an external hit), without being written back to the store.
-    fn cache_shared(&self, ctx: *mut SSL_CTX, key: SessionKey, shared: &SessionRef) {
+    fn cache_shared(&self, key: SessionKey, shared: &SessionRef) {
         let outcome = self
             .cache
             .insert(key, shared.clone(), shared.view().expiry());
         if outcome.added {
-            log_id(Event::Add, ctx, key.id());
+            log_id(Event::Add, self.own_ctx(), key.id());
         }
         drop(outcome.released);
         for victim in outcome.evicted {
-            self.notify_removed(ctx, victim.as_ptr(), Event::Evict);
+            self.notify_removed(victim.as_ptr(), Event::Evict);
         }
     }
 
     /// libssl would store this new session (`ssl_update_cache`): store it
     /// if the application's mode and libssl's TLS 1.3 rule say so, and
     /// share it through the store if there is one.
-    pub fn on_new_session(&self, session_ctx: *mut SSL_CTX, conn: Connection, sess: Session) {
+    pub fn on_new_session(&self, conn: Connection, sess: Session) {
         if self.mode() & SESS_CACHE_NO_INTERNAL_STORE != 0 {
             return;
         }
@@ -694,7 +696,7 @@ impl CtxState {
             options: conn.options(),
             has_remove_cb: self.remove_cb().is_some(),
         });
-        if store && self.add_session(session_ctx, sess) && conn.is_server() {
+        if store && self.add_session(sess) && conn.is_server() {
             if let (Some(remote), Some(key)) = (store::remote(), sess.key()) {
                 remote.session_stored(&key, sess);
             }
@@ -703,7 +705,7 @@ impl CtxState {
 
     /// libssl's flush every 255 good handshakes, for a libssl whose own call
     /// to `SSL_CTX_flush_sessions` does not reach us.
-    pub fn auto_flush_if_due(&self, session_ctx: *mut SSL_CTX, conn: Connection) {
+    pub fn auto_flush_if_due(&self, conn: Connection) {
         if internal_calls_reach_us() {
             return;
         }
@@ -718,7 +720,7 @@ impl CtxState {
             return;
         };
         if auto_flush_due(mode, conn.is_server(), good) {
-            self.flush(session_ctx, libssl::now() as c_long);
+            self.flush(libssl::now() as c_long);
         }
     }
 
@@ -729,10 +731,9 @@ impl CtxState {
     }
 
     /// The cache commands of `SSL_CTX_ctrl`; `None` for every other command.
-    pub fn ctrl(&self, ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long> {
+    pub fn ctrl(&self, cmd: c_int, larg: c_long) -> Option<c_long> {
         libssl::real()?;
         let own = self.own_ctx_view();
-        debug_assert_eq!(own.as_ptr(), ctx);
         // One of libssl's own counters.
         let real_stat = || own.ctrl(cmd, 0).unwrap_or(0);
         let stats = self.cache.stats();
@@ -980,7 +981,7 @@ pub unsafe fn ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long) -> Option<c_long
         return None;
     }
     // SAFETY: per the contract.
-    unsafe { state_of(ctx) }?.ctrl(ctx, cmd, larg)
+    unsafe { state_of(ctx) }?.ctrl(cmd, larg)
 }
 
 fn is_cache_command(cmd: c_int) -> bool {
@@ -1281,15 +1282,15 @@ pub fn session_version_changed(sess: Session) {
 /// calls [`forget_state_of`] before (callbacks run here) and after.
 ///
 /// # Safety
-/// `ptr` is the value at our index of `ctx`, the `Arc` stored by
+/// `ptr` is the value at our index of a ctx, the `Arc` stored by
 /// `attach`; libssl calls its free callback once, when the ctx is freed.
-pub unsafe fn release_state(ctx: *mut c_void, ptr: *mut c_void) {
+pub unsafe fn release_state(ptr: *mut c_void) {
     // SAFETY: per the contract.
     let state = unsafe { Arc::from_raw(ptr.cast::<CtxState>().cast_const()) };
     // With Debian's libssl, SSL_CTX_free's flush reached our export and
     // the cache is empty already; otherwise the sessions go now, still
     // through the application's remove callback.
-    state.flush_all(ctx.cast(), Event::CtxFree);
+    state.flush_all(Event::CtxFree);
     let mut registry = registry_write();
     registry.retain(|s| !Arc::ptr_eq(s, &state));
     CACHES_ALIVE.store(registry.len(), Ordering::Relaxed);

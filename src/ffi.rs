@@ -271,7 +271,7 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long) {
     // SAFETY: the caller's live ctx (or NULL) and time, as received.
-    unsafe { export((), own::SSL_CTX_flush_sessions(ctx, t)).on_ctx(ctx, |s| s.flush(ctx, t)) }
+    unsafe { export((), own::SSL_CTX_flush_sessions(ctx, t)).on_ctx(ctx, |s| s.flush(t)) }
 }
 
 /// libssl's `SSL_has_matching_session_id`: whether the connection's session
