@@ -114,7 +114,7 @@ impl CtxState {
 
     /// A session from the shared store joins the local cache (as libssl
     /// adds an external hit), without being written back to the store.
-    pub(super) fn cache_shared(&self, key: SessionKey, shared: &SessionRef) {
+    fn cache_shared(&self, key: SessionKey, shared: &SessionRef) {
         let outcome = self
             .cache
             .insert(key, shared.clone(), shared.view().expiry());
@@ -131,7 +131,7 @@ impl CtxState {
 /// libssl's anti-replay rule applies to the connection: a TLS 1.3 server
 /// that accepts early data removes every session it resumes from the cache,
 /// and resumes it only if that removal found it (`tls_parse_ctos_psk`).
-pub(super) fn anti_replay(conn: Connection) -> bool {
+fn anti_replay(conn: Connection) -> bool {
     conn.is_tls13()
         && conn.is_server()
         && rules::early_data_single_use(conn.max_early_data(), conn.options())
@@ -143,7 +143,7 @@ pub(super) fn anti_replay(conn: Connection) -> bool {
 /// session is put in libssl's own table for that one call; libssl removes it
 /// at once and our remove hook then drops it from our cache as well.
 impl CtxState {
-    pub(super) fn lend_for_anti_replay(&self, conn: Connection, sess: *mut SSL_SESSION) {
+    fn lend_for_anti_replay(&self, conn: Connection, sess: *mut SSL_SESSION) {
         if !anti_replay(conn) || internal_calls_reach_us() {
             return;
         }

@@ -16,7 +16,7 @@ thread_local! {
     /// Set while we call libssl's `SSL_CTX_remove_session` on an
     /// application's ctx ourselves: to mark a session not resumable (the
     /// public API has no other way), or to take a parked session (see
-    /// [`CtxState::park`]) out of libssl's table. Our remove hook ignores
+    /// [`super::CtxState::park`]) out of libssl's table. Our remove hook ignores
     /// the call it causes.
     static MARKING_NOT_RESUMABLE: Cell<bool> = const { Cell::new(false) };
 }
@@ -42,7 +42,7 @@ static UNUSED_PROBE_CTX: AtomicPtr<SSL_CTX> = AtomicPtr::new(std::ptr::null_mut(
 /// on the application's ctx, the path otherwise taken only when creating the
 /// marker ctx failed, so that `c-tests/run.sh` can compare that path with
 /// libssl too. For tests; it changes no result, only the cost of a removal.
-pub(super) fn marker_ctx_wanted() -> bool {
+fn marker_ctx_wanted() -> bool {
     std::env::var_os("SESSCACHE_TEST_NO_MARKER_CTX").is_none_or(|v| v.is_empty() || v == "0")
 }
 
@@ -69,7 +69,7 @@ pub(super) fn mark_not_resumable(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 
 #[cold]
 #[inline(never)]
-pub(super) fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
+fn mark_not_resumable_through_libssl(ctx: *mut SSL_CTX, session: Session) {
     if libssl::real().is_none() {
         return;
     }

@@ -68,7 +68,7 @@ impl CtxState {
     /// timeout and, in TLS 1.2, removes it), while a session reaching libssl
     /// through the get callback, as our hits do, is dropped when marked.
     /// With the session in libssl's table, libssl's internal lookup (left
-    /// on for this, see [`mode_for_libssl`]) finds it first and goes on
+    /// on for this, see [`super::rules::mode_for_libssl`]) finds it first and goes on
     /// exactly as without us. The table holds nothing else, so every other
     /// lookup misses it and reaches our get hook.
     pub(super) fn park(&self, parking: &mut Parking<'_>, sess: *mut SSL_SESSION) {
@@ -132,7 +132,7 @@ impl CtxState {
     }
 
     #[cold]
-    pub(super) fn unpark_slow(&self, sess: *mut SSL_SESSION, locked: bool) {
+    fn unpark_slow(&self, sess: *mut SSL_SESSION, locked: bool) {
         let _parking = (!locked).then(|| self.park_lock.lock().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: callers pass a session they hold.
         let marked =

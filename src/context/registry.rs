@@ -26,7 +26,7 @@ static REGISTRY: RwLock<Vec<Arc<CtxState>>> = RwLock::new(Vec::new());
 /// How many states the registry holds, read without its lock.
 static CACHES_ALIVE: AtomicUsize = AtomicUsize::new(0);
 
-pub(super) fn registry_write() -> std::sync::RwLockWriteGuard<'static, Vec<Arc<CtxState>>> {
+fn registry_write() -> std::sync::RwLockWriteGuard<'static, Vec<Arc<CtxState>>> {
     REGISTRY.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -89,7 +89,7 @@ pub(super) fn with_states<R>(f: impl FnOnce(&[Arc<CtxState>]) -> R) -> R {
 }
 
 /// Sessions cached by every ctx of the process.
-pub(super) fn sessions_cached() -> usize {
+fn sessions_cached() -> usize {
     with_states(|states| states.iter().map(|s| s.cache.len()).sum())
 }
 
@@ -133,7 +133,7 @@ pub fn session_version_changed(sess: Session) {
 
 /// A ctx of ours is being freed (libssl's ex_data free callback): its
 /// sessions go, through the application's remove callback. The caller
-/// calls [`forget_state_of`] before (callbacks run here) and after.
+/// calls [`super::forget_state_of`] before (callbacks run here) and after.
 ///
 /// # Safety
 /// `ptr` is the value at our index of a ctx, the `Arc` stored by

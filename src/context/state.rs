@@ -20,16 +20,16 @@ use crate::libssl::{
 use crate::store;
 
 /// One application callback pointer, stored as an address (0 = unset).
-pub(super) struct CallbackSlot(AtomicUsize);
+struct CallbackSlot(AtomicUsize);
 
 impl CallbackSlot {
     const fn empty() -> CallbackSlot {
         CallbackSlot(AtomicUsize::new(0))
     }
-    pub(super) fn store(&self, addr: usize) {
+    fn store(&self, addr: usize) {
         self.0.store(addr, Ordering::Release)
     }
-    pub(super) fn load(&self) -> usize {
+    fn load(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -62,7 +62,7 @@ pub struct CtxState {
     remove_cb: CallbackSlot,
     get_cb: CallbackSlot,
     /// The cache mode the application set (libssl holds it
-    /// `| NO_INTERNAL_STORE`, see [`mode_for_libssl`]).
+    /// `| NO_INTERNAL_STORE`, see [`super::rules::mode_for_libssl`]).
     pub(super) mode: AtomicU32,
     /// The ctx's session-ID context, as last set through our export; the
     /// shared store binds sealed sessions to it.
@@ -71,7 +71,7 @@ pub struct CtxState {
     /// Never below the number of sessions parked in libssl's own table
     /// (see [`CtxState::park`]): raised before each parking and lowered
     /// again when that parking put nothing into libssl's table (see
-    /// [`Parking`]), or when libssl's table gives one up to us. While it
+    /// [`super::parking::Parking`]), or when libssl's table gives one up to us. While it
     /// is 0, nothing that leaves our cache needs a look at libssl's table.
     pub(super) parked: AtomicUsize,
     /// The ctx this state belongs to (its address): where sessions are
@@ -118,7 +118,7 @@ impl CtxState {
     // Inline, with the work out of line: every removal asks, and without a
     // store the answer is two loads.
     #[inline]
-    pub(super) fn forget_in_store(&self, sess: *mut SSL_SESSION) {
+    fn forget_in_store(&self, sess: *mut SSL_SESSION) {
         if self.mode() & SESS_CACHE_SERVER == 0 {
             return;
         }
@@ -218,7 +218,7 @@ impl CtxState {
     /// The sessions an insert evicted, out of line: most inserts evict
     /// nothing.
     #[inline(never)]
-    pub(super) fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
+    fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
         for victim in evicted {
             // libssl frees each evicted session right after its callback.
             self.notify_removed(victim.as_ptr(), Event::Evict);
@@ -283,7 +283,7 @@ impl CtxState {
     }
 
     /// libssl calls every callback of a flush first and frees afterwards.
-    pub(super) fn notify_all_removed(&self, victims: Vec<SessionRef>, event: Event) {
+    fn notify_all_removed(&self, victims: Vec<SessionRef>, event: Event) {
         for victim in &victims {
             self.notify_removed(victim.as_ptr(), event);
         }
@@ -358,7 +358,7 @@ impl CtxState {
 
 #[cold]
 #[inline(never)]
-pub(super) fn forget_in_remote(remote: &store::Remote, sess: *mut SSL_SESSION) {
+fn forget_in_remote(remote: &store::Remote, sess: *mut SSL_SESSION) {
     // SAFETY: callers pass a session they hold or were handed by libssl.
     if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
         remote.session_removed(&key);
@@ -380,7 +380,7 @@ pub(super) fn log_session(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSIO
 
 #[cold]
 #[inline(never)]
-pub(super) fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
+fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     // SAFETY: callers pass a session they hold or were handed by libssl.
     if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
         diag::log_event(event, ctx.cast_const().cast(), key.id());

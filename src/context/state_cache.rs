@@ -39,7 +39,7 @@ thread_local! {
 /// ctx in `claim` makes the state stored before it visible. A freed ctx's
 /// address that comes back for a new ctx was released from the slot before
 /// the old ctx's memory went. Writers are serialised by `writer`.
-pub(super) struct SharedSlot {
+struct SharedSlot {
     ctx: AtomicUsize,
     state: AtomicPtr<CtxState>,
     writer: Mutex<()>,
@@ -52,7 +52,7 @@ static SHARED_SLOT: SharedSlot = SharedSlot {
 };
 
 impl SharedSlot {
-    pub(super) fn state_of(&self, ctx: usize) -> Option<*const CtxState> {
+    fn state_of(&self, ctx: usize) -> Option<*const CtxState> {
         if self.ctx.load(Ordering::Acquire) != ctx {
             return None;
         }
@@ -61,7 +61,7 @@ impl SharedSlot {
     }
 
     /// Takes the slot for `ctx` if it is free (and `state` is one of ours).
-    pub(super) fn claim(&self, ctx: usize, state: *const CtxState) {
+    fn claim(&self, ctx: usize, state: *const CtxState) {
         if state.is_null() || ctx == 0 || self.ctx.load(Ordering::Relaxed) != 0 {
             return;
         }
@@ -73,7 +73,7 @@ impl SharedSlot {
     }
 
     /// `ctx` is being freed: the slot, if it names `ctx`, is free again.
-    pub(super) fn release(&self, ctx: usize) {
+    fn release(&self, ctx: usize) {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if self.ctx.load(Ordering::Relaxed) == ctx {
             self.ctx.store(0, Ordering::Relaxed);
@@ -120,7 +120,7 @@ pub unsafe fn state_of<'a>(ctx: *mut SSL_CTX) -> Option<&'a CtxState> {
 /// # Safety
 /// `ctx` must be a live `SSL_CTX`.
 #[inline(never)]
-pub(super) unsafe fn state_of_other_ctx(ctx: *mut SSL_CTX) -> *const CtxState {
+unsafe fn state_of_other_ctx(ctx: *mut SSL_CTX) -> *const CtxState {
     let generation = STATE_GENERATION.load(Ordering::Acquire);
     let (last_ctx, last_state, last_generation) = LAST_STATE.with(Cell::get);
     if last_ctx == ctx as usize && last_generation == generation {
