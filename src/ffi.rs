@@ -118,11 +118,10 @@ const fn str_eq(a: &str, b: &str) -> bool {
 /// (full handshake; in TLS 1.3, every ticket). It receives one reference to
 /// the session: return 1 to keep it, 0 to have it released. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_cb: NewSessionCb) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, cb: NewSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
     unsafe {
-        export((), own::SSL_CTX_sess_set_new_cb(ctx, new_session_cb))
-            .on_ctx(ctx, |state| state.set_new_cb(new_session_cb))
+        export((), own::SSL_CTX_sess_set_new_cb(ctx, cb)).setting(ctx, cb, CtxState::set_new_cb)
     }
 }
 
@@ -132,14 +131,14 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_
 /// is already marked not resumable. It is called with no sesscache lock
 /// held, so it may itself remove sessions or flush. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
-    ctx: *mut SSL_CTX,
-    remove_session_cb: RemoveSessionCb,
-) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(ctx: *mut SSL_CTX, cb: RemoveSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
     unsafe {
-        export((), own::SSL_CTX_sess_set_remove_cb(ctx, remove_session_cb))
-            .on_ctx(ctx, |state| state.set_remove_cb(remove_session_cb))
+        export((), own::SSL_CTX_sess_set_remove_cb(ctx, cb)).setting(
+            ctx,
+            cb,
+            CtxState::set_remove_cb,
+        )
     }
 }
 
@@ -148,11 +147,10 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
 /// leave it 1 to have a reference taken, or set it to 0 to hand over one
 /// reference the callback already owns. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, get_session_cb: GetSessionCb) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, cb: GetSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
     unsafe {
-        export((), own::SSL_CTX_sess_set_get_cb(ctx, get_session_cb))
-            .on_ctx(ctx, |state| state.set_get_cb(get_session_cb))
+        export((), own::SSL_CTX_sess_set_get_cb(ctx, cb)).setting(ctx, cb, CtxState::set_get_cb)
     }
 }
 

@@ -63,6 +63,20 @@ impl<R: Copy, L: FnOnce(&Real) -> R> Export<R, L> {
         unsafe { self.on(|| Some((ctx, ())), |state, ()| ours(state)) }
     }
 
+    /// A setter's part: `cb` stored in the state of `ctx` by `store`.
+    ///
+    /// # Safety
+    /// `ctx` is NULL or a live `SSL_CTX`.
+    pub(crate) unsafe fn setting<C>(
+        self,
+        ctx: *mut SSL_CTX,
+        cb: C,
+        store: fn(&CtxState, C) -> R,
+    ) -> R {
+        // SAFETY: per the contract.
+        unsafe { self.on_ctx(ctx, |state| store(state, cb)) }
+    }
+
     /// Answered by the state of the ctx that `target` finds after checking
     /// the caller's pointers (`None`: the failure value).
     ///
