@@ -9,7 +9,8 @@
 #                 linked; the preloaded runs under valgrind), header
 #                 freshness, files, stats, nginx, HAProxy, Apache,
 #                 install, .deb, the Redis and shared-memory stores, every
-#                 release line and link style of c-tests/releases.txt
+#                 release line and link style of c-tests/releases.txt,
+#                 nginx on the release lines
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
 #   make deps     only install what the tests need (make deps-build: what
@@ -25,6 +26,10 @@
 #                 (RELEASES=3.5 or RELEASES=4.0/-Bsymbolic for some)
 #   make test-bsymbolic  the same for the entries linked -Bsymbolic
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
+#   make test-nginx-releases  the same checks with nginx on OpenSSL 3.0
+#                 -Bsymbolic and 3.5 (Debian's nginx) and 4.0 (nginx built
+#                 once from Debian's source against it), fewer connections
+#                 (NGINX_RELEASE_LINES=4.0 for one)
 #   make test-haproxy  Debian's HAProxy under the library (c-tests/haproxy/)
 #   make test-apache  Debian's Apache httpd under the library (c-tests/apache/)
 #   make test-files  the stats and log files are never written through a
@@ -52,7 +57,7 @@ MANDIR     ?= $(PREFIX)/share/man
 PCDIR      ?= $(LIBDIR)/pkgconfig
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: test-nginx test-haproxy test-apache test-install install uninstall
+.PHONY: test-nginx test-nginx-releases test-haproxy test-apache test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
 .PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm test-releases
 
@@ -95,7 +100,7 @@ demo: deps-build build $(DEMO) $(DEMO_PREFORK)
 	@$(DEMO_PREFORK)
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_STORE=shm $(DEMO_PREFORK)
 
-test: deps build lint test-rust test-loom test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm test-releases
+test: deps build lint test-rust test-loom test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm test-releases test-nginx-releases
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
@@ -191,6 +196,25 @@ bench: deps build
 # shared, both and no session cache, TLS 1.2 and 1.3, reload.
 test-nginx: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
+
+# nginx on each release line built by c-tests/release-openssl.sh: Debian's
+# where its ABI allows, else built from Debian's source against the line
+# (c-tests/nginx/release-nginx.sh, once, outside the clone); the checks of
+# test-nginx, or, where the library passes through, that it leaves no trace.
+# 3.0 is test-bsymbolic's build, a line the library serves. Every line runs,
+# the target fails if one did.
+NGINX_RELEASE_LINES ?= 3.0 3.5 4.0
+NGINX_RELEASE_CONNECTIONS ?= 300
+test-nginx-releases: build
+	@failed=""; for line in $(NGINX_RELEASE_LINES); do \
+	  dir="$$(c-tests/release-openssl.sh $$line)" \
+	    && nginx="$$(c-tests/nginx/release-nginx.sh $$line)" \
+	    && echo "== nginx on OpenSSL $$line ($$nginx, $$dir)" \
+	    && NGINX="$$nginx" NGINX_LIBSSL_DIR="$$dir" SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) \
+	      c-tests/nginx/run-nginx-tests.sh -n $(NGINX_RELEASE_CONNECTIONS) \
+	    || failed="$$failed $$line"; \
+	done; \
+	[ -z "$$failed" ] || { echo "test-nginx-releases: failed on OpenSSL$$failed"; exit 1; }
 
 # HAProxy (Debian's package) with the library preloaded vs plain: its shared
 # cache (tune.ssl.cachesize) and no cache, 2 threads, TLS 1.2 and 1.3, reload.

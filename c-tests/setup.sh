@@ -17,9 +17,10 @@ BUILD_PACKAGES=(build-essential pkg-config libssl-dev)
 # nginx, haproxy, apache2 (its apache2-bin has mod_ssl and mod_lua),
 # redis-server (with redis-cli), procps (pgrep, ps), gnuplot-nox (bench
 # figures), dpkg-dev and fakeroot (make deb), perl (OpenSSL's Configure,
-# make test-releases).
+# make test-releases), libpcre2-dev (nginx built against OpenSSL 4.0, make
+# test-nginx-releases).
 TEST_PACKAGES=("${BUILD_PACKAGES[@]}" openssl valgrind git python3 nginx haproxy apache2
-    redis-server procps gnuplot-nox dpkg-dev fakeroot perl)
+    redis-server procps gnuplot-nox dpkg-dev fakeroot perl libpcre2-dev)
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 die() { echo "setup: $*" >&2; exit 2; }

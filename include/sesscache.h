@@ -26,20 +26,20 @@ extern "C" {
 // Sets the callback called for every new session that libssl would cache
 // (full handshake; in TLS 1.3, every ticket). It receives one reference to
 // the session: return 1 to keep it, 0 to have it released. NULL clears it.
-void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, sesscache_new_session_cb new_session_cb);
+void SSL_CTX_sess_set_new_cb(SSL_CTX *ctx, sesscache_new_session_cb cb);
 
 // Sets the callback called whenever a session leaves the cache (removal,
 // expiry, eviction, flush, unclean shutdown, `SSL_CTX_free`), and also for
 // `SSL_CTX_remove_session` on a session that was not cached. The session
 // is already marked not resumable. It is called with no sesscache lock
 // held, so it may itself remove sessions or flush. NULL clears it.
-void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, sesscache_remove_session_cb remove_session_cb);
+void SSL_CTX_sess_set_remove_cb(SSL_CTX *ctx, sesscache_remove_session_cb cb);
 
 // Sets the callback asked for a session ID that the cache does not hold
 // (server side; called even when caching is off). `*copy` is 1 on entry:
 // leave it 1 to have a reference taken, or set it to 0 to hand over one
 // reference the callback already owns. NULL clears it.
-void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, sesscache_get_session_cb get_session_cb);
+void SSL_CTX_sess_set_get_cb(SSL_CTX *ctx, sesscache_get_session_cb cb);
 
 // The new-session callback the application set, or NULL.
 sesscache_new_session_cb SSL_CTX_sess_get_new_cb(SSL_CTX *ctx);

@@ -6,18 +6,22 @@
 //!
 //! Every export is one call of [`boundary::export`]: its signature is
 //! written here by hand (the generated header, compiled beside
-//! `<openssl/ssl.h>`, checks it against libssl's), its body names libssl's
-//! own function and sesscache's part, which [`crate::context`] serves. On
-//! a libssl release line the library is not exact on, every export is a
-//! plain call of libssl's own function ([`crate::libssl::passing_through`]).
+//! `<openssl/ssl.h>`, checks it against libssl's, and [`prototype`] checks
+//! it against the list of interposed functions), its body names libssl's
+//! own function ([`own`]) and sesscache's part, which [`crate::context`]
+//! serves. On a libssl release line the library is not exact on, every
+//! export is a plain call of libssl's own function
+//! ([`crate::libssl::passing_through`]).
 
 use std::ffi::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 
 use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 
 use crate::cache::MAX_SESSION_ID_LEN;
-use crate::context::{self, CtxState, state_of};
-use crate::libssl::{Connection, GetSessionCb, NewSessionCb, Real, RemoveSessionCb, Session};
+use crate::context::{self, CtxState};
+use crate::libssl::{
+    Connection, GetSessionCb, INTERPOSED, NewSessionCb, RemoveSessionCb, Session, own, prototype,
+};
 
 mod boundary;
 mod hooks;
@@ -29,6 +33,83 @@ pub(crate) fn install_hooks() {
     hooks::install();
 }
 
+/// Checks at compile time that each listed export has the type of libssl's
+/// function of its name, and that the list is exactly [`INTERPOSED`].
+macro_rules! exports_have_libssl_types {
+    ($($name:ident),* $(,)?) => {
+        $(const _: prototype::$name = $name;)*
+        const EXPORTS_CHECKED: &[&str] = &[$(stringify!($name)),*];
+        const _: () = assert!(
+            same_names(EXPORTS_CHECKED, INTERPOSED),
+            "the exports checked are not the interposed functions"
+        );
+    };
+}
+
+exports_have_libssl_types! {
+    SSL_CTX_new,
+    SSL_CTX_new_ex,
+    SSL_CTX_ctrl,
+    SSL_CTX_remove_session,
+    SSL_CTX_flush_sessions,
+    SSL_CTX_add_session,
+    SSL_has_matching_session_id,
+    SSL_SESSION_set_time,
+    SSL_SESSION_set_timeout,
+    SSL_SESSION_set_protocol_version,
+    SSL_set_SSL_CTX,
+    SSL_CTX_sess_set_new_cb,
+    SSL_CTX_sess_set_remove_cb,
+    SSL_CTX_sess_set_get_cb,
+    SSL_CTX_sess_get_new_cb,
+    SSL_CTX_sess_get_remove_cb,
+    SSL_CTX_sess_get_get_cb,
+    SSL_CTX_set_session_id_context,
+    SSL_set_session_id_context,
+}
+
+/// Whether `a` and `b` hold the same names, each once.
+const fn same_names(a: &[&str], b: &[&str]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        let (mut in_b, mut j) = (false, 0);
+        while j < b.len() {
+            in_b |= str_eq(a[i], b[j]);
+            j += 1;
+        }
+        let mut k = i + 1;
+        while k < a.len() {
+            if str_eq(a[i], a[k]) {
+                return false;
+            }
+            k += 1;
+        }
+        if !in_b {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 // ---------------------------------------------------------------------------
 // The six functions of SSL_CTX_sess_set_get_cb(3)
 // ---------------------------------------------------------------------------
@@ -37,9 +118,11 @@ pub(crate) fn install_hooks() {
 /// (full handshake; in TLS 1.3, every ticket). It receives one reference to
 /// the session: return 1 to keep it, 0 to have it released. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_cb: NewSessionCb) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, cb: NewSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
-    unsafe { set_callback(ctx, new_session_cb, |r| r.set_new_cb, CtxState::set_new_cb) }
+    unsafe {
+        export((), own::SSL_CTX_sess_set_new_cb(ctx, cb)).setting(ctx, cb, CtxState::set_new_cb)
+    }
 }
 
 /// Sets the callback called whenever a session leaves the cache (removal,
@@ -48,16 +131,12 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, new_session_
 /// is already marked not resumable. It is called with no sesscache lock
 /// held, so it may itself remove sessions or flush. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
-    ctx: *mut SSL_CTX,
-    remove_session_cb: RemoveSessionCb,
-) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(ctx: *mut SSL_CTX, cb: RemoveSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
     unsafe {
-        set_callback(
+        export((), own::SSL_CTX_sess_set_remove_cb(ctx, cb)).setting(
             ctx,
-            remove_session_cb,
-            |r| r.set_remove_cb,
+            cb,
             CtxState::set_remove_cb,
         )
     }
@@ -68,44 +147,32 @@ pub unsafe extern "C" fn SSL_CTX_sess_set_remove_cb(
 /// leave it 1 to have a reference taken, or set it to 0 to hand over one
 /// reference the callback already owns. NULL clears it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, get_session_cb: GetSessionCb) {
+pub unsafe extern "C" fn SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, cb: GetSessionCb) {
     // SAFETY: the caller's live ctx (or NULL) and callback, as received.
-    unsafe { set_callback(ctx, get_session_cb, |r| r.set_get_cb, CtxState::set_get_cb) }
-}
-
-/// One of the three setters: libssl's own (`libssl`) or ours (`ours`).
-///
-/// # Safety
-/// `ctx` is NULL or a live `SSL_CTX`.
-unsafe fn set_callback<C: Copy>(
-    ctx: *mut SSL_CTX,
-    cb: C,
-    libssl: fn(&Real) -> unsafe extern "C" fn(*mut SSL_CTX, C),
-    ours: fn(&CtxState, C),
-) {
-    // SAFETY: per the contract; the callback goes to libssl's setter as received.
-    unsafe { export((), |real| libssl(real)(ctx, cb)).on_ctx(ctx, |state| ours(state, cb)) }
+    unsafe {
+        export((), own::SSL_CTX_sess_set_get_cb(ctx, cb)).setting(ctx, cb, CtxState::set_get_cb)
+    }
 }
 
 /// The new-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_new_cb(ctx: *mut SSL_CTX) -> NewSessionCb {
     // SAFETY: the caller's live ctx (or NULL), as received.
-    unsafe { export(None, |real| (real.get_new_cb)(ctx)).on_ctx(ctx, CtxState::new_cb) }
+    unsafe { export(None, own::SSL_CTX_sess_get_new_cb(ctx)).on_ctx(ctx, CtxState::new_cb) }
 }
 
 /// The remove-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> RemoveSessionCb {
     // SAFETY: the caller's live ctx (or NULL), as received.
-    unsafe { export(None, |real| (real.get_remove_cb)(ctx)).on_ctx(ctx, CtxState::remove_cb) }
+    unsafe { export(None, own::SSL_CTX_sess_get_remove_cb(ctx)).on_ctx(ctx, CtxState::remove_cb) }
 }
 
 /// The get-session callback the application set, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessionCb {
     // SAFETY: the caller's live ctx (or NULL), as received.
-    unsafe { export(None, |real| (real.get_get_cb)(ctx)).on_ctx(ctx, CtxState::get_cb) }
+    unsafe { export(None, own::SSL_CTX_sess_get_get_cb(ctx)).on_ctx(ctx, CtxState::get_cb) }
 }
 
 // ---------------------------------------------------------------------------
@@ -118,7 +185,7 @@ pub unsafe extern "C" fn SSL_CTX_new(meth: *const SSL_METHOD) -> *mut SSL_CTX {
     // SAFETY: the caller's method, as received; libssl's SSL_CTX_new is
     // SSL_CTX_new_ex with no library context or property query.
     unsafe {
-        export(std::ptr::null_mut(), |real| (real.ctx_new)(meth))
+        export(std::ptr::null_mut(), own::SSL_CTX_new(meth))
             .unless_passed_through(|| SSL_CTX_new_ex(std::ptr::null_mut(), std::ptr::null(), meth))
     }
 }
@@ -133,9 +200,10 @@ pub unsafe extern "C" fn SSL_CTX_new_ex(
     // SAFETY: the caller's arguments, as received; a non-null answer is a
     // ctx libssl just created, not yet seen by anyone else.
     unsafe {
-        export(std::ptr::null_mut(), |real| {
-            (real.ctx_new_ex)(libctx, propq, meth)
-        })
+        export(
+            std::ptr::null_mut(),
+            own::SSL_CTX_new_ex(libctx, propq, meth),
+        )
         .libssl_then(true, |ctx| {
             if !ctx.is_null() {
                 context::attach(ctx)
@@ -157,7 +225,7 @@ pub unsafe extern "C" fn SSL_CTX_ctrl(
     // SAFETY: the caller's live ctx (or NULL, libssl's to answer) and
     // arguments, as received.
     unsafe {
-        export(0, |real| (real.ctx_ctrl)(ctx, cmd, larg, parg))
+        export(0, own::SSL_CTX_ctrl(ctx, cmd, larg, parg))
             .answer_or_libssl(|| context::ctrl(ctx, cmd, larg))
     }
 }
@@ -171,7 +239,9 @@ pub unsafe extern "C" fn SSL_CTX_add_session(
     session: *mut SSL_SESSION,
 ) -> c_int {
     // SAFETY: the caller's live ctx and session (or NULL), as received.
-    unsafe { on_session(ctx, session, |r| r.ctx_add_session, CtxState::add) }
+    unsafe {
+        export(0, own::SSL_CTX_add_session(ctx, session)).on_session(ctx, session, CtxState::add)
+    }
 }
 
 /// libssl's `SSL_CTX_remove_session`: removes the session cached under this
@@ -184,24 +254,12 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
     session: *mut SSL_SESSION,
 ) -> c_int {
     // SAFETY: the caller's ctx and session, each live or NULL.
-    unsafe { on_session(ctx, session, |r| r.ctx_remove_session, CtxState::remove) }
-}
-
-/// Adding or removing a session: libssl's own function (`libssl`) or ours
-/// (`ours`); a NULL session fails.
-///
-/// # Safety
-/// `ctx` and `session` are each NULL or live.
-unsafe fn on_session(
-    ctx: *mut SSL_CTX,
-    session: *mut SSL_SESSION,
-    libssl: fn(&Real) -> unsafe extern "C" fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int,
-    ours: fn(&CtxState, Session) -> c_int,
-) -> c_int {
-    // SAFETY: per the contract; both go to libssl's function as received.
     unsafe {
-        export(0, |real| libssl(real)(ctx, session))
-            .on(|| Some((ctx, Session::from_ptr(session)?)), ours)
+        export(0, own::SSL_CTX_remove_session(ctx, session)).on_session(
+            ctx,
+            session,
+            CtxState::remove,
+        )
     }
 }
 
@@ -211,7 +269,7 @@ unsafe fn on_session(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long) {
     // SAFETY: the caller's live ctx (or NULL) and time, as received.
-    unsafe { export((), |real| (real.ctx_flush_sessions)(ctx, t)).on_ctx(ctx, |s| s.flush(ctx, t)) }
+    unsafe { export((), own::SSL_CTX_flush_sessions(ctx, t)).on_ctx(ctx, |s| s.flush(t)) }
 }
 
 /// libssl's `SSL_has_matching_session_id`: whether the connection's session
@@ -227,7 +285,7 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
     // SAFETY: the caller's live connection (or NULL), which holds a
     // reference to its session ctx, and `id_len` readable bytes at `id`.
     unsafe {
-        export(0, |real| (real.has_matching_session_id)(ssl, id, id_len)).on(
+        export(0, own::SSL_has_matching_session_id(ssl, id, id_len)).on(
             || {
                 let conn = Connection::from_ptr(ssl.cast_mut()).filter(|_| id_usable)?;
                 Some((context::session_ctx_of(conn), conn))
@@ -243,7 +301,7 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
 pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long {
     // SAFETY: the caller's live session (or NULL, which libssl checks).
     unsafe {
-        export(0, |real| (real.session_set_time)(s, t)).libssl_then(true, |_| {
+        export(0, own::SSL_SESSION_set_time(s, t)).libssl_then(true, |_| {
             Session::from_ptr(s).map_or((), context::session_times_changed)
         })
     }
@@ -255,7 +313,7 @@ pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) ->
 pub unsafe extern "C" fn SSL_SESSION_set_timeout(s: *mut SSL_SESSION, t: c_long) -> c_long {
     // SAFETY: the caller's live session (or NULL; libssl checks it and t).
     unsafe {
-        export(0, |real| (real.session_set_timeout)(s, t)).libssl_then(true, |ret| {
+        export(0, own::SSL_SESSION_set_timeout(s, t)).libssl_then(true, |ret| {
             if let (1, Some(sess)) = (ret, Session::from_ptr(s)) {
                 context::session_times_changed(sess)
             }
@@ -273,7 +331,7 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
 ) -> c_int {
     // SAFETY: the caller's session, non-null where libssl is called.
     unsafe {
-        export(0, |real| (real.session_set_protocol_version)(s, version))
+        export(0, own::SSL_SESSION_set_protocol_version(s, version))
             .libssl_then(!s.is_null(), |_| {
                 Session::from_ptr(s).map_or((), context::session_version_changed)
             })
@@ -286,7 +344,7 @@ pub unsafe extern "C" fn SSL_SESSION_set_protocol_version(
 pub unsafe extern "C" fn SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX {
     // SAFETY: the caller's connection, non-null where used, and ctx.
     unsafe {
-        export(std::ptr::null_mut(), |real| (real.set_ssl_ctx)(ssl, ctx))
+        export(std::ptr::null_mut(), own::SSL_set_SSL_CTX(ssl, ctx))
             .ours_first(!ssl.is_null(), || {
                 Connection::from_ptr(ssl).map_or((), context::remember_session_ctx)
             })
@@ -304,14 +362,15 @@ pub unsafe extern "C" fn SSL_CTX_set_session_id_context(
     // SAFETY: the caller's ctx, non-null where used; libssl accepts
     // `sid_ctx_len` bytes at `sid_ctx` only if they are there.
     unsafe {
-        export(0, |real| (real.ctx_set_sid_ctx)(ctx, sid_ctx, sid_ctx_len)).libssl_then(
-            !ctx.is_null(),
-            |ret| {
-                if let (1, Some(state)) = (ret, state_of(ctx)) {
-                    state.set_sid_ctx(bytes(sid_ctx, sid_ctx_len))
-                }
-            },
+        export(
+            0,
+            own::SSL_CTX_set_session_id_context(ctx, sid_ctx, sid_ctx_len),
         )
+        .libssl_then(!ctx.is_null(), |ret| {
+            if let (1, Some(state)) = (ret, context::state_of(ctx)) {
+                state.set_sid_ctx(bytes(sid_ctx, sid_ctx_len))
+            }
+        })
     }
 }
 
@@ -326,14 +385,15 @@ pub unsafe extern "C" fn SSL_set_session_id_context(
     // SAFETY: the caller's connection, non-null where used; libssl accepts
     // `sid_ctx_len` bytes at `sid_ctx` only if they are there.
     unsafe {
-        export(0, |real| (real.set_sid_ctx)(ssl, sid_ctx, sid_ctx_len)).libssl_then(
-            !ssl.is_null(),
-            |ret| {
-                if let (1, Some(conn)) = (ret, Connection::from_ptr(ssl)) {
-                    context::remember_connection_sid_ctx(conn, bytes(sid_ctx, sid_ctx_len))
-                }
-            },
+        export(
+            0,
+            own::SSL_set_session_id_context(ssl, sid_ctx, sid_ctx_len),
         )
+        .libssl_then(!ssl.is_null(), |ret| {
+            if let (1, Some(conn)) = (ret, Connection::from_ptr(ssl)) {
+                context::remember_connection_sid_ctx(conn, bytes(sid_ctx, sid_ctx_len))
+            }
+        })
     }
 }
 

@@ -21,8 +21,8 @@
 //!   state lookup, pass-through to libssl) and the hooks libssl calls back
 //!   (`ffi/hooks.rs`: the external-cache and ex_data callbacks, handed to
 //!   `context` to install).
-//! - `context`: the libssl semantics per `SSL_CTX` (`context/rules.rs`:
-//!   its pure decisions).
+//! - `context`: the libssl semantics per `SSL_CTX`, one file per concern
+//!   under `context/` (`context/rules.rs`: its pure decisions).
 //! - `store`: the shared store behind its `Backend` trait.
 //! - `libssl`: all access to the real libssl, and the release-line decision.
 //! - `diag`: warnings, the event log and the stats files; it prints what

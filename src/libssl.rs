@@ -70,58 +70,83 @@ fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
     NonNull::new(unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) })
 }
 
-/// Declares [`Real`], its resolution and [`INTERPOSED`] from one list, so
-/// a field's type is written once.
+/// Declares, from one list of libssl's functions that this library also
+/// exports: [`INTERPOSED`] (their names), [`prototype`] (one type per
+/// function, which `ffi` checks each export against), [`Real`] (libssl's
+/// own functions, found after this library) and [`own`] (one call of
+/// each, for the C boundary to hand to libssl unchanged).
 macro_rules! real_functions {
-    ($($field:ident = $name:literal: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+    ($($name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
         /// libssl's functions that this library exports under their own
         /// names: the same on every release line (on those it is not exact
         /// on, each passes straight through). `tests/exports.rs` compares
         /// it with the library's dynamic symbols.
-        pub const INTERPOSED: &[&str] = &[$($name),*];
+        pub const INTERPOSED: &[&str] = &[$(stringify!($name)),*];
+
+        /// The C type of each interposed function, named after it.
+        #[allow(non_camel_case_types)]
+        pub mod prototype {
+            use super::*;
+            $(pub type $name = unsafe extern "C" fn($($ty),*) $(-> $ret)?;)*
+        }
 
         /// The real libssl entry points that we also export.
+        #[allow(non_snake_case)]
         pub struct Real {
-            $(pub $field: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+            $(pub $name: prototype::$name,)*
         }
 
         fn resolve_real() -> Option<Real> {
             Some(Real {
-                $($field: {
-                    let sym = next_symbol(concat!($name, "\0").as_bytes())?;
-                    // SAFETY: the symbol is libssl 3.0's function of that
-                    // name, whose C prototype is exactly this type.
-                    unsafe {
-                        std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) $(-> $ret)?>(
-                            sym.as_ptr(),
-                        )
-                    }
+                $($name: {
+                    let sym = next_symbol(concat!(stringify!($name), "\0").as_bytes())?;
+                    // SAFETY: the symbol is libssl's function of that name,
+                    // whose C prototype is exactly this type.
+                    unsafe { std::mem::transmute::<*mut c_void, prototype::$name>(sym.as_ptr()) }
                 },)*
             })
+        }
+
+        /// libssl's own function of each name, with the caller's arguments,
+        /// as a call the C boundary makes once it has libssl's functions.
+        #[allow(non_snake_case)]
+        pub mod own {
+            use super::*;
+            $(
+                #[doc = concat!("libssl's own `", stringify!($name), "` with these arguments.")]
+                ///
+                /// # Safety
+                /// The arguments must be valid for libssl's function of this
+                /// name whenever the returned call runs.
+                pub unsafe fn $name($($arg: $ty),*) -> impl FnOnce(&Real) $(-> $ret)? {
+                    // SAFETY: per this function's contract.
+                    move |real: &Real| unsafe { (real.$name)($($arg),*) }
+                }
+            )*
         }
     };
 }
 
 real_functions! {
-    ctx_new = "SSL_CTX_new": fn(*const SSL_METHOD) -> *mut SSL_CTX;
-    ctx_new_ex = "SSL_CTX_new_ex": fn(*mut OSSL_LIB_CTX, *const c_char, *const SSL_METHOD) -> *mut SSL_CTX;
-    ctx_ctrl = "SSL_CTX_ctrl": fn(*mut SSL_CTX, c_int, c_long, *mut c_void) -> c_long;
-    ctx_remove_session = "SSL_CTX_remove_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
-    ctx_flush_sessions = "SSL_CTX_flush_sessions": fn(*mut SSL_CTX, c_long);
-    ctx_add_session = "SSL_CTX_add_session": fn(*mut SSL_CTX, *mut SSL_SESSION) -> c_int;
-    has_matching_session_id = "SSL_has_matching_session_id": fn(*const SSL, *const c_uchar, c_uint) -> c_int;
-    session_set_time = "SSL_SESSION_set_time": fn(*mut SSL_SESSION, c_long) -> c_long;
-    session_set_timeout = "SSL_SESSION_set_timeout": fn(*mut SSL_SESSION, c_long) -> c_long;
-    session_set_protocol_version = "SSL_SESSION_set_protocol_version": fn(*mut SSL_SESSION, c_int) -> c_int;
-    set_ssl_ctx = "SSL_set_SSL_CTX": fn(*mut SSL, *mut SSL_CTX) -> *mut SSL_CTX;
-    set_new_cb = "SSL_CTX_sess_set_new_cb": fn(*mut SSL_CTX, NewSessionCb);
-    set_remove_cb = "SSL_CTX_sess_set_remove_cb": fn(*mut SSL_CTX, RemoveSessionCb);
-    set_get_cb = "SSL_CTX_sess_set_get_cb": fn(*mut SSL_CTX, GetSessionCb);
-    get_new_cb = "SSL_CTX_sess_get_new_cb": fn(*mut SSL_CTX) -> NewSessionCb;
-    get_remove_cb = "SSL_CTX_sess_get_remove_cb": fn(*mut SSL_CTX) -> RemoveSessionCb;
-    get_get_cb = "SSL_CTX_sess_get_get_cb": fn(*mut SSL_CTX) -> GetSessionCb;
-    ctx_set_sid_ctx = "SSL_CTX_set_session_id_context": fn(*mut SSL_CTX, *const c_uchar, c_uint) -> c_int;
-    set_sid_ctx = "SSL_set_session_id_context": fn(*mut SSL, *const c_uchar, c_uint) -> c_int;
+    SSL_CTX_new(meth: *const SSL_METHOD) -> *mut SSL_CTX;
+    SSL_CTX_new_ex(libctx: *mut OSSL_LIB_CTX, propq: *const c_char, meth: *const SSL_METHOD) -> *mut SSL_CTX;
+    SSL_CTX_ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long;
+    SSL_CTX_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int;
+    SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long);
+    SSL_CTX_add_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int;
+    SSL_has_matching_session_id(ssl: *const SSL, id: *const c_uchar, id_len: c_uint) -> c_int;
+    SSL_SESSION_set_time(sess: *mut SSL_SESSION, t: c_long) -> c_long;
+    SSL_SESSION_set_timeout(sess: *mut SSL_SESSION, t: c_long) -> c_long;
+    SSL_SESSION_set_protocol_version(sess: *mut SSL_SESSION, version: c_int) -> c_int;
+    SSL_set_SSL_CTX(ssl: *mut SSL, ctx: *mut SSL_CTX) -> *mut SSL_CTX;
+    SSL_CTX_sess_set_new_cb(ctx: *mut SSL_CTX, cb: NewSessionCb);
+    SSL_CTX_sess_set_remove_cb(ctx: *mut SSL_CTX, cb: RemoveSessionCb);
+    SSL_CTX_sess_set_get_cb(ctx: *mut SSL_CTX, cb: GetSessionCb);
+    SSL_CTX_sess_get_new_cb(ctx: *mut SSL_CTX) -> NewSessionCb;
+    SSL_CTX_sess_get_remove_cb(ctx: *mut SSL_CTX) -> RemoveSessionCb;
+    SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessionCb;
+    SSL_CTX_set_session_id_context(ctx: *mut SSL_CTX, sid_ctx: *const c_uchar, sid_ctx_len: c_uint) -> c_int;
+    SSL_set_session_id_context(ssl: *mut SSL, sid_ctx: *const c_uchar, sid_ctx_len: c_uint) -> c_int;
 }
 
 /// The libssl release lines (major, minor) whose behaviour the library
@@ -409,7 +434,7 @@ impl Session {
     pub fn set_time_in_libssl(self, t: c_long) {
         if let Some(real) = real() {
             // SAFETY: live session.
-            unsafe { (real.session_set_time)(self.as_ptr(), t) };
+            unsafe { (real.SSL_SESSION_set_time)(self.as_ptr(), t) };
         }
     }
 
@@ -524,7 +549,7 @@ impl Ctx {
     pub fn ctrl(self, cmd: c_int, larg: c_long) -> Option<c_long> {
         let real = real()?;
         // SAFETY: live ctx; a command that reads no pointer.
-        Some(unsafe { (real.ctx_ctrl)(self.as_ptr(), cmd, larg, std::ptr::null_mut()) })
+        Some(unsafe { (real.SSL_CTX_ctrl)(self.as_ptr(), cmd, larg, std::ptr::null_mut()) })
     }
 
     /// libssl's own `SSL_CTX_add_session`, into its own table (which takes
@@ -532,7 +557,7 @@ impl Ctx {
     pub fn add_to_own_table(self, sess: Session) -> Option<c_int> {
         let real = real()?;
         // SAFETY: live ctx and session.
-        Some(unsafe { (real.ctx_add_session)(self.as_ptr(), sess.as_ptr()) })
+        Some(unsafe { (real.SSL_CTX_add_session)(self.as_ptr(), sess.as_ptr()) })
     }
 
     /// libssl's own `SSL_CTX_remove_session`: marks the session not
@@ -541,7 +566,7 @@ impl Ctx {
     pub fn remove_from_own_table(self, sess: Session) -> Option<c_int> {
         let real = real()?;
         // SAFETY: live ctx and session.
-        Some(unsafe { (real.ctx_remove_session)(self.as_ptr(), sess.as_ptr()) })
+        Some(unsafe { (real.SSL_CTX_remove_session)(self.as_ptr(), sess.as_ptr()) })
     }
 
     /// Sets libssl's own three external-cache callbacks of the ctx.
@@ -549,9 +574,9 @@ impl Ctx {
         let Some(real) = real() else { return };
         // SAFETY: live ctx; libssl's own setters store the pointers.
         unsafe {
-            (real.set_new_cb)(self.as_ptr(), Some(new));
-            (real.set_remove_cb)(self.as_ptr(), Some(remove));
-            (real.set_get_cb)(self.as_ptr(), Some(get));
+            (real.SSL_CTX_sess_set_new_cb)(self.as_ptr(), Some(new));
+            (real.SSL_CTX_sess_set_remove_cb)(self.as_ptr(), Some(remove));
+            (real.SSL_CTX_sess_set_get_cb)(self.as_ptr(), Some(get));
         }
     }
 }
@@ -560,7 +585,7 @@ impl Ctx {
 pub fn own_ctx_new() -> Option<*mut SSL_CTX> {
     let real = real()?;
     // SAFETY: plain ctx creation through libssl, with a static method.
-    Some(unsafe { (real.ctx_new)(tls_method()) })
+    Some(unsafe { (real.SSL_CTX_new)(tls_method()) })
 }
 
 /// Allocates an `SSL_CTX` ex_data index whose free callback is `free`.

@@ -60,17 +60,43 @@
 # store timeout is NGINX_STORE_TIMEOUT_MS (default 1000: what is tested is
 # the workers' use of the store, not its latency on a loaded machine).
 #
+# NGINX_LIBSSL_DIR=DIR (make test-nginx-releases, with NGINX from
+# c-tests/nginx/release-nginx.sh) runs nginx, plain and preloaded, with
+# LD_LIBRARY_PATH=DIR (the client keeps the machine's libssl). Every run,
+# with or without it: each nginx process maps one libssl and one libcrypto,
+# from DIR when given. When the preloaded nginx says on stderr that the
+# library passes every call through on its libssl (a release line the
+# library is not exact on), the library's own evidence cannot exist, so the
+# preloaded run must instead leave no trace: the rate rules above as for
+# plain nginx, that line said exactly once (on stderr, and once in the event
+# log) and nothing else of the library's on stderr or in nginx's error log,
+# no event in the log, no stats file; where the library serves, everything
+# above holds unchanged.
+#
 # Prints one PASS/FAIL line per case and protocol, then "N passed, M failed";
 # exits non-zero on any failure. Environment: SESSCACHE_LIB (default
 # target/release/libsesscache.so), NGINX (default: nginx on PATH, else
-# /usr/sbin/nginx), CC (default cc).
+# /usr/sbin/nginx), NGINX_LIBSSL_DIR (default none), CC (default cc).
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONNECTIONS=1000
 . "$REPO/c-tests/lib.sh"
 server_test_setup nginx NGINX nginx "$@"
+# nginx reads a variable of that name (sockets inherited on a binary upgrade).
+export -n NGINX
 MASTER_DIR=""      # the running master's run directory
+
+# nginx's command, with the libssl it is to run on.
+NGINX_CMD=("$NGINX")
+LIBSSL_DIR=""
+if [ -n "${NGINX_LIBSSL_DIR:-}" ]; then
+    LIBSSL_DIR="$(realpath -e "$NGINX_LIBSSL_DIR")" || die "NGINX_LIBSSL_DIR=$NGINX_LIBSSL_DIR not found"
+    NGINX_CMD=(env LD_LIBRARY_PATH="$LIBSSL_DIR" "$NGINX")
+fi
+
+# The line the library says once when it passes every call through.
+PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release line sesscache is exact on'
 
 cleanup_more() {
     if [ -n "${REDIS_PID:-}" ]; then
@@ -148,7 +174,7 @@ http {
 EOF
 }
 
-nginx_ctl() { "$NGINX" -p "$MASTER_DIR/" -e "$MASTER_DIR/error.log" -c "$MASTER_DIR/nginx.conf" "$@"; }
+nginx_ctl() { "${NGINX_CMD[@]}" -p "$MASTER_DIR/" -e "$MASTER_DIR/error.log" -c "$MASTER_DIR/nginx.conf" "$@"; }
 
 # start_nginx DIR PORT WORKERS PRELOAD(0|1): sets SERVER; waits for the port
 # and for all workers.
@@ -162,7 +188,7 @@ start_nginx() {
         # directory of root's.
         [ "${NGINX_STORE:-}" != redis ] || chmod 1777 "$dir/stats"
     fi
-    launch "$dir" "$4" "${store[@]}" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf"
+    launch "$dir" "$4" "${store[@]}" "${NGINX_CMD[@]}" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf"
     wait_up nginx "$2" "$3" "$dir/stderr" "$dir/error.log"
 }
 
@@ -173,13 +199,50 @@ nginx_quit() { nginx_ctl -s quit 2>/dev/null || kill -QUIT "$SERVER"; }
 # reload_nginx WORKERS: `nginx -s reload`. Prints the new workers.
 reload_nginx() { reload_server "$1" nginx_ctl -s reload; }
 
-# log_problems DIR: nginx's error log and stderr must show no crash, alert or
-# sesscache warning. Prints what it found.
+# log_problems DIR [PASSING(0|1)]: nginx's error log and stderr must show no
+# crash, alert or sesscache warning; passing through, stderr says the
+# pass-through line, once, and the error log nothing of the library's.
+# Prints what it found.
 log_problems() {
-    local dir="$1"
+    local dir="$1" passing="${2:-0}" said
     grep -E '\[(alert|emerg|crit)\]|exited on signal|signal [0-9]+ \(SIG(SEGV|ABRT|BUS|ILL|FPE)' \
         "$dir/error.log" 2>/dev/null | head -5
-    grep -i 'sesscache' "$dir/stderr" 2>/dev/null | head -5
+    if [ "$passing" = 1 ]; then
+        said="$(grep -c "$PASS_LINE" "$dir/stderr" 2>/dev/null)"
+        [ "$said" = 1 ] || echo "the pass-through line said $said times on stderr"
+        grep -v "$PASS_LINE" "$dir/stderr" 2>/dev/null | grep -i 'sesscache' | head -5
+        grep -i 'sesscache' "$dir/error.log" 2>/dev/null | head -5
+    else
+        grep -i 'sesscache' "$dir/stderr" 2>/dev/null | head -5
+    fi
+}
+
+# libssl_problems PIDS: each of PIDS maps one libssl and one libcrypto, from
+# LIBSSL_DIR when set; prints each process where it is not so.
+libssl_problems() {
+    local pid lib files dir
+    for pid in $1; do
+        for lib in libssl libcrypto; do
+            files="$(awk -v lib="/$lib.so" 'index($6, lib) { print $6 }' "/proc/$pid/maps" 2>/dev/null | sort -u)"
+            if [ "$(grep -c . <<<"$files")" != 1 ]; then
+                echo "$pid maps $(grep -c . <<<"$files") ${lib}s ($(tr '\n' ' ' <<<"$files"))"
+                continue
+            fi
+            dir="$(dirname "$(realpath "$files")")"
+            [ -z "$LIBSSL_DIR" ] || [ "$dir" = "$LIBSSL_DIR" ] || echo "$pid maps $files, not $LIBSSL_DIR's"
+        done
+    done
+}
+
+# invisible_problems DIR: a preloaded run whose library passed every call
+# through left no trace but the pass-through line: one line in the event
+# log, no event, no stats file. Prints what it found.
+invisible_problems() {
+    local dir="$1" log="$1/sesscache.log" said
+    said="$(sed 's/^sesscache\[[0-9]*\] //' "$log" 2>/dev/null | grep -c "$PASS_LINE")"
+    [ "$said" = 1 ] || echo "the pass-through line $said times in the event log"
+    [ ! -f "$log" ] || sed 's/^sesscache\[[0-9]*\] //' "$log" | grep -v "$PASS_LINE" | head -3 | sed 's/^/event log: /'
+    ls "$dir/stats" 2>/dev/null | head -3 | sed 's/^/stats file written passing through: /'
 }
 
 # check_rates CASE CLIENT_LINE: the rate rule of the case; prints why not.
@@ -249,6 +312,7 @@ not_nobody() {
 run_case() {
     local case="$1" workers="$2" cache="$3" ver="$4" mode dir port line workers_before workers_after
     local problems="" plain_line="" lib_line="" reload_line="" new_workers="" status=0 log="" evidence=""
+    local passing=0
     for mode in plain lib; do
         dir="$TMP/$case-tls$ver-$mode"
         mkdir -p "$dir"
@@ -261,7 +325,9 @@ run_case() {
         fi
         workers_before="$(children_of "$SERVER")"
         # The library is mapped into every worker exactly when preloaded.
-        add_problems "$mode" < <(mapping_problems "$mode" "$workers_before")
+        add_problems "$mode" < <(mapping_problems "$mode" "$workers_before"; libssl_problems "$SERVER $workers_before")
+        # Said by the master at load, before its workers start.
+        [ "$mode" = lib ] && grep -q "$PASS_LINE" "$dir/stderr" && passing=1
         [ -z "$REDIS_PID" ] || { rcli FLUSHALL >/dev/null; add_problems "$mode" < <(not_nobody "$workers_before"); }
         line="$("$CLIENT" "$port" "$ver" "$CONNECTIONS" 2>"$dir/client.err")" \
             || problems+="; $mode: client failed ($(head -c 200 "$dir/client.err" | tr '\n' ' '))"
@@ -280,11 +346,15 @@ run_case() {
         else
             lib_line="$line"
             log="$dir/sesscache.log"
-            add_problems lib < <(check_log "$case" "$log" "$workers_before" "$(field resumed "$line")")
+            if [ "$passing" = 1 ]; then
+                evidence+="passed through ($(grep -m1 -o 'OpenSSL [0-9.]* (0x[0-9a-f]*)' "$dir/stderr")): "
+            else
+                add_problems lib < <(check_log "$case" "$log" "$workers_before" "$(field resumed "$line")")
+            fi
             evidence+="sesscache log (workers $workers_before): $(events "$log"); pids with hits: $(pids_with hit "$log"), with callback-hits: $(pids_with callback-hit "$log")"
             # Reload with sessions cached, then a short pass on the new workers.
             [ ! -f "$log" ] || cp "$log" "$dir/sesscache.before-reload.log"
-            [ "$case" = off ] || add_problems stats < <(check_stats "$dir" "$workers_before")
+            [ "$case" = off ] || [ "$passing" = 1 ] || add_problems stats < <(check_stats "$dir" "$workers_before")
             if new_workers="$(reload_nginx "$workers")"; then
                 reload_line="$("$CLIENT" "$port" "$ver" "$RELOAD_CONNECTIONS" 2>>"$dir/client.err")" \
                     || problems+="; reload: client failed"
@@ -295,7 +365,11 @@ run_case() {
             fi
         fi
         stop_nginx || problems+="; $mode: nginx quit with status $?"
-        add_problems "$mode error log" < <(log_problems "$dir")
+        add_problems "$mode error log" < <(log_problems "$dir" "$([ "$mode" = lib ] && echo "$passing" || echo 0)")
+        if [ "$passing" = 1 ] && [ "$mode" = lib ]; then
+            add_problems "passing through" < <(invisible_problems "$dir")
+            continue
+        fi
         add_problems "$mode" < <(exit_problems "$mode" "$dir")
         if [ "$mode" = lib ]; then
             [ "$(count ctx-free "$dir/sesscache.log")$(count flush "$dir/sesscache.log")" != 00 ] \
@@ -360,7 +434,7 @@ run_unusable() {
     pass_unless "$problems" "$title: $found"
 }
 
-echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $CONNECTIONS connections per run, library $LIB"
+echo "nginx: $("${NGINX_CMD[@]}" -v 2>&1 | sed 's/.*: //') ($NGINX), $("${NGINX_CMD[@]}" -V 2>&1 | sed -n 's/^built with //p'), libssl ${LIBSSL_DIR:-of the machine}, $CONNECTIONS connections per run, library $LIB"
 [ -z "$REDIS_PID" ] || echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT; key file $(stat -c '%U %a' "$TMP/keys/sesscache.keys") in a directory of mode $(stat -c %a "$TMP/keys"); workers run as nobody"
 KEY_FILE=""
 for ver in 1.2 1.3; do

@@ -1,14 +1,17 @@
 //! libssl's session-cache decisions that need no libssl to make: what
 //! `ssl_update_cache` stores, the mode libssl itself is given, when the
-//! automatic flush runs and how libssl's counters are corrected for hits it
-//! never saw. Kept apart from [`super::CtxState`] so each is unit-tested.
+//! automatic flush runs and on which counter, which `SSL_CTX_ctrl`
+//! commands are the cache's, which removals leave the shared store and how
+//! libssl's counters are corrected for hits it never saw. Kept apart from [`super::CtxState`] so each is unit-tested.
 
-use std::ffi::c_long;
+use std::ffi::{c_int, c_long};
 
 use super::{
-    SESS_CACHE_CLIENT, SESS_CACHE_NO_AUTO_CLEAR, SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER,
-    SESS_CACHE_UPDATE_TIME,
+    CTRL_GET_SESS_CACHE_MODE, CTRL_SESS_ACCEPT_GOOD, CTRL_SESS_CACHE_FULL, CTRL_SESS_CONNECT_GOOD,
+    CTRL_SESS_NUMBER, CTRL_SET_SESS_CACHE_SIZE, SESS_CACHE_CLIENT, SESS_CACHE_NO_AUTO_CLEAR,
+    SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER, SESS_CACHE_UPDATE_TIME,
 };
+use crate::diag::Event;
 use crate::libssl::{SSL_OP_NO_ANTI_REPLAY, SSL_OP_NO_TICKET};
 
 /// What `ssl_update_cache` looks at, for a connection that has a new
@@ -61,6 +64,30 @@ pub fn auto_flush_due(mode: u32, server: bool, good_handshakes: c_long) -> bool 
         SESS_CACHE_CLIENT
     };
     mode & SESS_CACHE_NO_AUTO_CLEAR == 0 && mode & side == side && good_handshakes & 0xff == 0xff
+}
+
+/// The counter of good handshakes whose low byte times libssl's
+/// automatic flush: accepted ones on a server, connected ones on a client.
+pub fn good_handshakes_counter(server: bool) -> c_int {
+    if server {
+        CTRL_SESS_ACCEPT_GOOD
+    } else {
+        CTRL_SESS_CONNECT_GOOD
+    }
+}
+
+/// Whether an `SSL_CTX_ctrl` command is one of the session cache's (its
+/// statistics, size and mode), which sesscache answers.
+pub fn is_cache_command(cmd: c_int) -> bool {
+    (CTRL_SESS_NUMBER..=CTRL_SESS_CACHE_FULL).contains(&cmd)
+        || (CTRL_SET_SESS_CACHE_SIZE..=CTRL_GET_SESS_CACHE_MODE).contains(&cmd)
+}
+
+/// Whether a session leaving the cache this way leaves the shared store
+/// too: one removed or expired must not be resumed elsewhere; one evicted
+/// for room, or dropped with its ctx, stays valid there.
+pub fn removal_leaves_store(event: Event) -> bool {
+    matches!(event, Event::Remove | Event::Expire)
 }
 
 /// libssl's callback-hit or miss counter with our own hits taken out: they
@@ -165,5 +192,32 @@ mod tests {
         assert_eq!(without_our_hits(4, 4), 0);
         assert_eq!(without_our_hits(3, 4), 0);
         assert_eq!(without_our_hits(5, u64::MAX), 0);
+    }
+
+    #[test]
+    fn the_auto_flush_counts_the_side_of_the_connection() {
+        assert_eq!(good_handshakes_counter(true), CTRL_SESS_ACCEPT_GOOD);
+        assert_eq!(good_handshakes_counter(false), CTRL_SESS_CONNECT_GOOD);
+    }
+
+    #[test]
+    fn the_cache_commands_are_the_statistics_size_and_mode() {
+        // SSL_CTRL_SESS_NUMBER .. SSL_CTRL_SESS_CACHE_FULL, then
+        // SSL_CTRL_SET_SESS_CACHE_SIZE .. SSL_CTRL_GET_SESS_CACHE_MODE.
+        for cmd in (20..=31).chain(42..=45) {
+            assert!(is_cache_command(cmd), "{cmd}");
+        }
+        for cmd in [0, 19, 32, 41, 46, 78] {
+            assert!(!is_cache_command(cmd), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn only_a_removal_or_expiry_leaves_the_store() {
+        assert!(removal_leaves_store(Event::Remove));
+        assert!(removal_leaves_store(Event::Expire));
+        assert!(!removal_leaves_store(Event::Evict));
+        assert!(!removal_leaves_store(Event::CtxFree));
+        assert!(!removal_leaves_store(Event::FlushAll));
     }
 }

@@ -7,11 +7,11 @@
 
 use std::panic::AssertUnwindSafe;
 
-use openssl_sys::SSL_CTX;
+use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use crate::context::{CtxState, state_of};
 use crate::diag;
-use crate::libssl::{self, Real};
+use crate::libssl::{self, Real, Session};
 
 /// Runs `body`, turning a panic into `fallback` and one line on stderr.
 pub(crate) fn boundary<R>(fallback: R, body: impl FnOnce() -> R) -> R {
@@ -38,14 +38,14 @@ pub(crate) struct Export<R, L> {
 pub(crate) fn export<R, L>(fallback: R, libssl: L) -> Export<R, L>
 where
     R: Copy,
-    L: FnOnce(&'static Real) -> R,
+    L: FnOnce(&Real) -> R,
 {
     // Before anything below the boundary can ask for them.
     super::hooks::install();
     Export { fallback, libssl }
 }
 
-impl<R: Copy, L: FnOnce(&'static Real) -> R> Export<R, L> {
+impl<R: Copy, L: FnOnce(&Real) -> R> Export<R, L> {
     /// On a release line passed through, libssl's own answer.
     fn passed_through(self) -> Result<R, Self> {
         match libssl::passing_through() {
@@ -61,6 +61,20 @@ impl<R: Copy, L: FnOnce(&'static Real) -> R> Export<R, L> {
     pub(crate) unsafe fn on_ctx(self, ctx: *mut SSL_CTX, ours: impl FnOnce(&CtxState) -> R) -> R {
         // SAFETY: per the contract.
         unsafe { self.on(|| Some((ctx, ())), |state, ()| ours(state)) }
+    }
+
+    /// A setter's part: `cb` stored in the state of `ctx` by `store`.
+    ///
+    /// # Safety
+    /// `ctx` is NULL or a live `SSL_CTX`.
+    pub(crate) unsafe fn setting<C>(
+        self,
+        ctx: *mut SSL_CTX,
+        cb: C,
+        store: fn(&CtxState, C) -> R,
+    ) -> R {
+        // SAFETY: per the contract.
+        unsafe { self.on_ctx(ctx, |state| store(state, cb)) }
     }
 
     /// Answered by the state of the ctx that `target` finds after checking
@@ -92,6 +106,21 @@ impl<R: Copy, L: FnOnce(&'static Real) -> R> Export<R, L> {
                 },
             }
         })
+    }
+
+    /// Answered by the state of `ctx` for a non-null `session` (NULL: the
+    /// failure value).
+    ///
+    /// # Safety
+    /// `ctx` and `session` are each NULL or live.
+    pub(crate) unsafe fn on_session(
+        self,
+        ctx: *mut SSL_CTX,
+        session: *mut SSL_SESSION,
+        ours: impl FnOnce(&CtxState, Session) -> R,
+    ) -> R {
+        // SAFETY: per the contract.
+        unsafe { self.on(|| Some((ctx, Session::from_ptr(session)?)), ours) }
     }
 
     /// sesscache's answer where `ours` gives one, else libssl's (NULL

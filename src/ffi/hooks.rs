@@ -38,10 +38,10 @@ unsafe extern "C" fn new_session_hook(ssl: *mut SSL, session: *mut SSL_SESSION) 
         let session_ctx = context::session_ctx_of(conn);
         // SAFETY: the connection holds a reference to its session ctx.
         let state = unsafe { state_of(session_ctx) }?;
-        state.on_new_session(session_ctx, conn, sess);
-        Some((state, session_ctx, conn))
+        state.on_new_session(conn, sess);
+        Some((state, conn))
     });
-    let Some((state, session_ctx, conn)) = prepared else {
+    let Some((state, conn)) = prepared else {
         return 0;
     };
     let kept = match state.new_cb() {
@@ -50,7 +50,7 @@ unsafe extern "C" fn new_session_hook(ssl: *mut SSL, session: *mut SSL_SESSION) 
         Some(app_new) => unsafe { app_new(ssl, session) },
         None => 0,
     };
-    boundary((), || state.auto_flush_if_due(session_ctx, conn));
+    boundary((), || state.auto_flush_if_due(conn));
     kept
 }
 
@@ -67,7 +67,7 @@ unsafe extern "C" fn remove_session_hook(ctx: *mut SSL_CTX, session: *mut SSL_SE
         }) else {
             return;
         };
-        state.removed_by_libssl(ctx, sess);
+        state.removed_by_libssl(sess);
     })
 }
 
@@ -88,7 +88,7 @@ unsafe extern "C" fn get_session_hook(
         let Some(state) = (unsafe { state_of(session_ctx) }) else {
             return std::ptr::null_mut();
         };
-        let (found, copy_value) = state.lookup(session_ctx, conn, id, id_len);
+        let (found, copy_value) = state.lookup(conn, id, id_len);
         if !copy.is_null() {
             // SAFETY: libssl's out-parameter.
             unsafe { *copy = copy_value };
@@ -113,7 +113,7 @@ unsafe extern "C" fn free_ctx_state(
     // gone: nothing remembered in between may outlive it.
     context::forget_state_of(parent);
     // SAFETY: the value at our index of `parent`, which is being freed.
-    boundary((), || unsafe { context::release_state(parent, ptr) });
+    boundary((), || unsafe { context::release_state(ptr) });
     context::forget_state_of(parent);
 }
 
