@@ -8,8 +8,8 @@
 #                 tests, C differential tests (plain libssl vs preloaded vs
 #                 linked; the preloaded runs under valgrind), header
 #                 freshness, files, stats, nginx, HAProxy, Apache,
-#                 install, .deb, the Redis and shared-memory stores, a
-#                 -Bsymbolic libssl 3.0, the release lines passed through,
+#                 install, .deb, the Redis and shared-memory stores, every
+#                 release line and link style of c-tests/releases.txt,
 #                 nginx on the release lines
 #   make check    the quick loop, no service started: lint, Rust tests, the
 #                 C differential tests without valgrind, header freshness
@@ -17,14 +17,14 @@
 #                 building needs); installs nothing that is there
 #   make test-c   the C differential tests without valgrind (quick)
 #   make test-loom  the cache's locks under loom's model checker
-#   make test-bsymbolic  the C differential tests against OpenSSL 3.0 built
-#                 as upstream builds it (-Bsymbolic; built once from
+#   make test-releases  the C differential tests against every release
+#                 line and link style of c-tests/releases.txt (the machine's
+#                 libssl 3.0, and 3.0, 3.5, 3.6, 4.0 each built once from
 #                 Debian's source into /var/cache/sesscache-openssl, ~5
-#                 minutes on two idle cores)
-#   make test-releases  the C differential tests against OpenSSL 4.0 and 3.5
-#                 (each built once the same way):
-#                 the library passes every call through there
-#                 (RELEASE_LINES=4.0 for one)
+#                 minutes each on two idle cores): exact where the file
+#                 says so (under valgrind), passed through elsewhere
+#                 (RELEASES=3.5 or RELEASES=4.0/-Bsymbolic for some)
+#   make test-bsymbolic  the same for the entries linked -Bsymbolic
 #   make test-nginx  Debian's nginx under the library (c-tests/nginx/)
 #   make test-nginx-releases  the same checks with nginx on OpenSSL 3.0
 #                 -Bsymbolic and 3.5 (Debian's nginx) and 4.0 (nginx built
@@ -100,17 +100,19 @@ demo: deps-build build $(DEMO) $(DEMO_PREFORK)
 	@$(DEMO_PREFORK)
 	@LD_PRELOAD=$(CURDIR)/$(LIB_SO) SESSCACHE_STORE=shm $(DEMO_PREFORK)
 
-test: deps build lint test-rust test-loom test-valgrind test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm test-bsymbolic test-releases test-nginx-releases
+test: deps build lint test-rust test-loom test-files check-header test-stats test-nginx test-haproxy test-apache test-install test-deb test-store test-shm test-releases test-nginx-releases
 
 check: deps-build build lint test-rust test-c check-header test-stats
 
 # Cargo.toml lists integration tests by hand (autotests = false): a file in
-# tests/ without its entry would never run.
+# tests/ without its entry would never run. README's compatibility table
+# is the one c-tests/releases.txt gives.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	@for f in tests/*.rs; do grep -q "^path = \"$$f\"" Cargo.toml \
 	  || { echo "$$f has no [[test]] or [[bench]] entry in Cargo.toml: cargo never runs it"; exit 1; }; done
+	c-tests/releases.sh --check-readme
 
 test-rust: build
 	$(CARGO) test --release
@@ -138,34 +140,29 @@ test-files: build
 test-c: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh
 
+# The machine's libssl under valgrind: make test runs it as test-releases'
+# 3.0 interposable entry.
 test-valgrind: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh --valgrind
 
-# libssl 3.0 linked -Bsymbolic (c-tests/release-openssl.sh 3.0, built once
-# outside the clone): its internal calls never reach our exports, so this
-# shows the hooks alone carry the semantics. Skipped, the two differences a
-# hook cannot see (README, "libssl linked with -Bsymbolic"): t_id_conflict
-# (libssl's ID-conflict check looks at its own, empty table) and
-# t_readd_free (a parked session leaves first at SSL_CTX_free).
-test-bsymbolic: build
-	@set -e; dir="$$(c-tests/release-openssl.sh 3.0)"; \
-	  echo "== OpenSSL 3.0 -Bsymbolic ($$dir)"; \
-	  SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh --build-dir target/c-tests-bsymbolic \
-	    --libssl-dir "$$dir" --skip t_id_conflict --skip t_readd_free
-
-# Release lines the library is not exact on (c-tests/release-openssl.sh
-# builds each once, outside the clone): every export passes straight
-# through, so each program preloaded and linked prints what it prints with
-# that libssl alone, the pass-through line is said once, one libssl is
-# mapped.
-RELEASE_LINES ?= 4.0 3.5
+# Every release line and link style of c-tests/releases.txt
+# (c-tests/releases.sh; each libssl but the machine's built once by
+# c-tests/release-openssl.sh, outside the clone): the libssl's line and
+# link style and the library's own decision checked against the entry,
+# then the differential programs under valgrind with the entry's skips
+# where the library is exact, passed through elsewhere (preloaded and
+# linked they print what they print with that libssl alone, the
+# pass-through line said once, one libssl mapped). RELEASES selects
+# entries: a line, a link style or LINE/LINK.
+RELEASES ?=
 test-releases: build
-	@set -e; for line in $(RELEASE_LINES); do \
-	  dir="$$(c-tests/release-openssl.sh $$line)"; \
-	  echo "== OpenSSL $$line ($$dir)"; \
-	  SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/run.sh --build-dir target/c-tests-$$line \
-	    --libssl-dir "$$dir" --pass-through; \
-	done
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/releases.sh $(RELEASES)
+
+# The entries whose libssl is linked -Bsymbolic: its internal calls never
+# reach our exports, so where the library is exact the hooks alone carry
+# the semantics.
+test-bsymbolic: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/releases.sh -Bsymbolic
 
 # The header is generated by the build and committed; a difference here
 # means the committed copy is stale.

@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
 # Builds one OpenSSL release line from Debian's source package (the
-# upstream tarball it carries), the way upstream builds it (`./Configure
-# linux-x86_64 shared`, linked -Bsymbolic: libssl's internal calls then
-# never reach an interposed export), once, into a cache outside the clone,
-# and prints the directory holding its libssl.so.*.
+# upstream tarball it carries), once, into a cache outside the clone, and
+# prints the directory holding its libssl.so.*.
 #
-# Usage: c-tests/release-openssl.sh LINE   (LINE: 3.0, 3.5 or 4.0)
-# 3.0 is bookworm's (make test-bsymbolic), 3.5 trixie's, 4.0 experimental's.
+# Usage: c-tests/release-openssl.sh LINE
+#   3.0, 3.5, 3.6, 4.0   linked the way upstream links it (`./Configure
+#                        linux-x86_64 shared`, -Bsymbolic: libssl's internal
+#                        calls never reach an interposed export)
+#   3.5-interposable     3.5 linked the way Debian 13 links it (without
+#                        -Bsymbolic: libssl calls its own exports through
+#                        the PLT, so an interposed export sees them)
+# 3.0 is bookworm's, 3.5 trixie's, 3.6 sid's, 4.0 experimental's (the first
+# of a line's versions that the mirror gives).
+# The link style is checked on the built libssl (readelf -d: DT_FLAGS
+# SYMBOLIC present exactly for -Bsymbolic).
 # The cache is $SESSCACHE_OPENSSL_CACHE (default /var/cache/sesscache-openssl);
 # a later run reuses the build. Debian's source lists are read through a
-# private apt configuration inside the cache: the system's apt sources are
-# left alone. About five minutes on two cores (no docs, tests or apps).
+# private apt configuration inside each line's build directory: the system's
+# apt sources are left alone, and two lines can build at once. About five
+# minutes on two cores (no docs, tests or apps).
 set -euo pipefail
 
-LINE="${1:?usage: $0 3.0|3.5|4.0}"
+LINE="${1:?usage: $0 3.0|3.5|3.5-interposable|3.6|4.0}"
+SYMBOLIC=1
 case "$LINE" in
-    3.0) VERSION=3.0.20-1~deb12u2 SUITE=bookworm SONAME=libssl.so.3 ;;
-    4.0) VERSION=4.0.2-1 SUITE=experimental SONAME=libssl.so.4 ;;
-    3.5) VERSION=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 ;;
-    *) echo "release-openssl.sh: unknown line $LINE (3.0, 3.5 or 4.0)" >&2; exit 2 ;;
+    3.0) VERSIONS=3.0.20-1~deb12u2 SUITE=bookworm SONAME=libssl.so.3 ;;
+    3.5) VERSIONS=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 ;;
+    3.5-interposable) VERSIONS=3.5.7-1~deb13u2 SUITE=trixie SONAME=libssl.so.3 SYMBOLIC=0 ;;
+    # sid lists 3.6.5-1, which the mirror may not hold yet; 3.6.3-1 stays
+    # in sid as an extra source (Built-Using).
+    3.6) VERSIONS="3.6.5-1 3.6.3-1" SUITE=sid SONAME=libssl.so.3 ;;
+    4.0) VERSIONS=4.0.2-1 SUITE=experimental SONAME=libssl.so.4 ;;
+    *) echo "release-openssl.sh: unknown line $LINE (3.0, 3.5, 3.5-interposable, 3.6 or 4.0)" >&2; exit 2 ;;
 esac
 CACHE="${SESSCACHE_OPENSSL_CACHE:-/var/cache/sesscache-openssl}"
 DEST="$CACHE/openssl-$LINE"
@@ -28,7 +41,7 @@ if [ -f "$LIBDIR/$SONAME" ] && [ -f "$DEST/include/openssl/ssl.h" ]; then
     exit 0
 fi
 
-APT="$CACHE/apt"
+APT="$DEST.build/apt"
 mkdir -p "$APT/lists/partial" "$APT/archives/partial" "$DEST.build"
 cat >"$APT/sources.list" <<EOF
 deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
@@ -37,14 +50,21 @@ apt_opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/
     -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT" -o Dir::Cache::pkgcache=
     -o Dir::Cache::srcpkgcache=)
 cd "$DEST.build"
-upstream="${VERSION%-*}"
-tarball="openssl_${upstream}.orig.tar.gz"
-if [ ! -f "$tarball" ]; then
+tarball=""
+for version in $VERSIONS; do
+    candidate="openssl_${version%-*}.orig.tar.gz"
+    [ -f "$candidate" ] && { tarball="$candidate"; break; }
+done
+if [ -z "$tarball" ]; then
     apt-get "${apt_opts[@]}" update -qq >&2
-    # The .dsc may be missing from the mirror; the upstream tarball is
-    # what is needed, so a partial download is fine.
-    apt-get "${apt_opts[@]}" source --download-only "openssl=$VERSION" >&2 || true
-    [ -f "$tarball" ] || { echo "release-openssl.sh: $tarball not downloaded" >&2; exit 1; }
+    for version in $VERSIONS; do
+        # The .dsc may be missing from the mirror; the upstream tarball is
+        # what is needed, so a partial download is fine.
+        apt-get "${apt_opts[@]}" source --download-only "openssl=$version" >&2 || true
+        candidate="openssl_${version%-*}.orig.tar.gz"
+        [ -f "$candidate" ] && { tarball="$candidate"; break; }
+    done
+    [ -n "$tarball" ] || { echo "release-openssl.sh: no openssl source of $VERSIONS downloaded" >&2; exit 1; }
 fi
 rm -rf src && mkdir src
 tar xzf "$tarball" -C src --strip-components=1
@@ -55,8 +75,18 @@ extra=(no-docs no-apps)
 [ "$LINE" = 3.0 ] && extra=()
 ./Configure linux-x86_64 shared no-tests "${extra[@]}" --prefix="$DEST" \
     --openssldir="$DEST/ssl" --libdir=lib >&2
+if [ "$SYMBOLIC" = 0 ]; then
+    # Debian 13's libssl is linked without -Bsymbolic; the flag comes only
+    # from the generated Makefile's link flags.
+    sed -i 's/ -Wl,-Bsymbolic\b//g' Makefile
+fi
 nice make -j"$(nproc)" build_libs >&2
 make install_dev >&2
-grep -q -- '-Bsymbolic' Makefile || echo "warning: this build does not link with -Bsymbolic" >&2
+if readelf -d "$LIBDIR/$SONAME" | grep -q SYMBOLIC; then has=1; else has=0; fi
+if [ "$has" != "$SYMBOLIC" ]; then
+    echo "release-openssl.sh: $LIBDIR/$SONAME: DT_FLAGS SYMBOLIC is $has, wanted $SYMBOLIC" >&2
+    rm -f "$LIBDIR/$SONAME"
+    exit 1
+fi
 cd .. && rm -rf src
 echo "$LIBDIR"
