@@ -523,7 +523,7 @@ mod tests {
         assert!(release_line_covered(0x3000_0160)); // 3.0.22
         assert!(release_line_covered(0x3000_0000));
         assert!(!release_line_covered(0x3010_0000)); // 3.1.0
-        assert!(!release_line_covered(0x3050_0050)); // 3.5.5
+        assert!(release_line_covered(0x3050_0050)); // 3.5.5
         assert!(!release_line_covered(0x4000_0010)); // 4.0.1
         assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
     }
