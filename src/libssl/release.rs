@@ -27,10 +27,6 @@ pub struct ReleaseBehaviour {
     /// expiry order (3.0, 3.5 before 3.5.7); later releases only update its
     /// time and leave it where it was.
     pub readd_moves_session: bool,
-    /// libssl's own flushes (`SSL_CTX_free`, the flush every 255
-    /// handshakes) call `SSL_CTX_flush_sessions_ex` (3.4 and later) rather
-    /// than `SSL_CTX_flush_sessions`.
-    pub flushes_through_ex: bool,
 }
 
 /// The release lines (major, minor) the library reproduces exactly: those
@@ -58,7 +54,6 @@ impl ReleaseBehaviour {
     pub const OF_3_0: ReleaseBehaviour = ReleaseBehaviour {
         clock: SessionClock::Seconds,
         readd_moves_session: true,
-        flushes_through_ex: false,
     };
 
     /// The behaviour of libssl release `version_num`, whatever its line;
@@ -72,7 +67,6 @@ impl ReleaseBehaviour {
                 SessionClock::Seconds
             },
             readd_moves_session: line < (3, 5) || (line == (3, 5) && patch(version_num) < 7),
-            flushes_through_ex: line >= (3, 4),
         }
     }
 
@@ -143,16 +137,13 @@ mod tests {
         assert_eq!(b(V3_0_19), ReleaseBehaviour::OF_3_0);
         assert_eq!(b(V3_0_22).clock, SessionClock::Seconds);
         assert!(b(V3_0_22).readd_moves_session);
-        assert!(!b(V3_0_22).flushes_through_ex);
         assert_eq!(b(V3_3_0).clock, SessionClock::Nanoseconds);
-        assert!(!b(V3_3_0).flushes_through_ex);
-        assert!(b(V3_4_1).flushes_through_ex);
+        assert_eq!(b(V3_4_1).clock, SessionClock::Nanoseconds);
         assert!(b(V3_5_5).readd_moves_session);
         assert!(!b(V3_5_7).readd_moves_session);
         for v in [V3_5_7, V3_6_5, V4_0_2] {
             assert_eq!(b(v).clock, SessionClock::Nanoseconds);
             assert!(!b(v).readd_moves_session);
-            assert!(b(v).flushes_through_ex);
         }
     }
 
