@@ -220,8 +220,15 @@ impl CtxState {
     /// nothing.
     #[inline(never)]
     fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
+        // libssl frees each evicted session right after its callback.
+        if running_line().removals_newest_first {
+            let evicted: Vec<SessionRef> = evicted.into_iter().collect();
+            for victim in evicted.into_iter().rev() {
+                self.notify_removed(victim.as_ptr(), Event::Evict);
+            }
+            return;
+        }
         for victim in evicted {
-            // libssl frees each evicted session right after its callback.
             self.notify_removed(victim.as_ptr(), Event::Evict);
         }
     }
@@ -290,8 +297,16 @@ impl CtxState {
         self.notify_all_removed(self.cache.take_all(), event)
     }
 
-    /// libssl calls every callback of a flush first and frees afterwards.
-    fn notify_all_removed(&self, victims: Vec<SessionRef>, event: Event) {
+    /// libssl calls every callback of a flush first and frees afterwards,
+    /// or (see `removals_newest_first`) frees each after its callback,
+    /// newest first.
+    fn notify_all_removed(&self, mut victims: Vec<SessionRef>, event: Event) {
+        if running_line().removals_newest_first {
+            while let Some(victim) = victims.pop() {
+                self.notify_removed(victim.as_ptr(), event);
+            }
+            return;
+        }
         for victim in &victims {
             self.notify_removed(victim.as_ptr(), event);
         }
@@ -397,7 +412,7 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
 
 /// The running libssl's behaviour where release lines differ (3.0's while
 /// the library does not serve, when nothing asks).
-fn running_line() -> ReleaseBehaviour {
+pub(super) fn running_line() -> ReleaseBehaviour {
     libssl::behaviour().unwrap_or(ReleaseBehaviour::OF_3_0)
 }
 

@@ -27,6 +27,11 @@ pub struct ReleaseBehaviour {
     /// expiry order (3.0, 3.5 before 3.5.7); later releases only update its
     /// time and leave it where it was.
     pub readd_moves_session: bool,
+    /// A flush or an eviction that removes several sessions calls the
+    /// remove callback newest first, freeing each session right after its
+    /// callback (4.0.2 and later, 3.6.5 and later); earlier releases call
+    /// them oldest first, and a flush frees after the last callback.
+    pub removals_newest_first: bool,
 }
 
 /// The release lines (major, minor) the library reproduces exactly: those
@@ -54,6 +59,7 @@ impl ReleaseBehaviour {
     pub const OF_3_0: ReleaseBehaviour = ReleaseBehaviour {
         clock: SessionClock::Seconds,
         readd_moves_session: true,
+        removals_newest_first: false,
     };
 
     /// The behaviour of libssl release `version_num`, whatever its line;
@@ -67,6 +73,9 @@ impl ReleaseBehaviour {
                 SessionClock::Seconds
             },
             readd_moves_session: line < (3, 5) || (line == (3, 5) && patch(version_num) < 7),
+            removals_newest_first: line > (4, 0)
+                || (line == (4, 0) && patch(version_num) >= 2)
+                || (line == (3, 6) && patch(version_num) >= 5),
         }
     }
 
@@ -128,7 +137,9 @@ mod tests {
     const V3_4_1: u64 = 0x3040_0010;
     const V3_5_5: u64 = 0x3050_0050;
     const V3_5_7: u64 = 0x3050_0070;
+    const V3_6_3: u64 = 0x3060_0030;
     const V3_6_5: u64 = 0x3060_0050;
+    const V4_0_1: u64 = 0x4000_0010;
     const V4_0_2: u64 = 0x4000_0020;
 
     #[test]
@@ -141,6 +152,12 @@ mod tests {
         assert_eq!(b(V3_4_1).clock, SessionClock::Nanoseconds);
         assert!(b(V3_5_5).readd_moves_session);
         assert!(!b(V3_5_7).readd_moves_session);
+        for v in [V3_0_22, V3_5_5, V3_5_7, V3_6_3, V4_0_1] {
+            assert!(!b(v).removals_newest_first, "{}", version_text(v));
+        }
+        for v in [V3_6_5, V4_0_2, 0x4010_0000] {
+            assert!(b(v).removals_newest_first, "{}", version_text(v));
+        }
         for v in [V3_5_7, V3_6_5, V4_0_2] {
             assert_eq!(b(v).clock, SessionClock::Nanoseconds);
             assert!(!b(v).readd_moves_session);
