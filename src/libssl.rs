@@ -171,10 +171,10 @@ real_functions! {
     SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: libc::time_t) = (3, 4);
 }
 
-pub use release::{COVERED_RELEASE_LINES, ReleaseBehaviour};
+pub use release::ReleaseBehaviour;
 
 /// Whether the release line of an `OpenSSL_version_num()` value
-/// (`0xMNN00PP0`: major, minor, patch) is one of [`COVERED_RELEASE_LINES`].
+/// (`0xMNN00PP0`: major, minor, patch) is one of [`release::COVERED_RELEASE_LINES`] (and not one of its untested releases).
 pub fn release_line_covered(version_num: u64) -> bool {
     ReleaseBehaviour::of_covered(version_num).is_some()
 }
@@ -185,15 +185,11 @@ fn pass_through_message(version_num: u64) -> String {
         "OpenSSL {} ({version_num:#010x})",
         release::version_text(version_num)
     );
-    let covered: Vec<String> = COVERED_RELEASE_LINES
-        .iter()
-        .map(|(major, minor)| format!("{major}.{minor}"))
-        .collect();
     format!(
         "sesscache: the running libssl is {seen}, not a release line sesscache is exact on ({}): \
          every call passes straight through to libssl and its own session cache \
          (see \"Release lines\" in sesscache's README)",
-        covered.join(", ")
+        release::covered_text()
     )
 }
 
@@ -737,7 +733,7 @@ mod tests {
         assert!(
             line.starts_with(
                 "sesscache: the running libssl is OpenSSL 4.0.2 (0x40000020), \
-                 not a release line sesscache is exact on (3.0, 3.5): "
+                 not a release line sesscache is exact on (3.0, 3.5, 3.6 before 3.6.5): "
             ),
             "{line}"
         );
