@@ -125,6 +125,19 @@ int sesscache_configure(const char *name, const char *value);
 // an unknown name or NULL pointers.
 int sesscache_counter(const char *name, uint64_t *value);
 
+// libssl's `SSL_CTX_flush_sessions_ex`: removes every session expired at
+// time `t`, or every session when `t` is 0, calling the remove callback
+// for each (as `SSL_CTX_flush_sessions`).
+void SSL_CTX_flush_sessions_ex(SSL_CTX *ctx, time_t t);
+
+// libssl's `SSL_SESSION_set_time_ex`; a cached session moves to its new
+// place in expiry order.
+time_t SSL_SESSION_set_time_ex(SSL_SESSION *s, time_t t);
+
+// libssl's `SSL_SESSION_get_time_ex`: the session's time, which nothing
+// of sesscache changes.
+time_t SSL_SESSION_get_time_ex(const SSL_SESSION *s);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -164,6 +164,41 @@ impl Expiry {
         }
     }
 
+    /// A session that never expires (libssl's `OSSL_TIME` infinity): after
+    /// every other, and among such sessions in insertion order.
+    pub fn never() -> Expiry {
+        Expiry {
+            overflowed: true,
+            at: 0,
+        }
+    }
+
+    /// An `OSSL_TIME` expiry in nanoseconds (libssl 3.3 and later), where
+    /// the largest value is "never"; compared with times from
+    /// [`Expiry::nanos_as_time`].
+    pub fn from_nanos(calc_timeout: u64) -> Expiry {
+        if calc_timeout == u64::MAX {
+            return Expiry::never();
+        }
+        Expiry {
+            overflowed: false,
+            at: Expiry::nanos_as_time(calc_timeout),
+        }
+    }
+
+    /// A time in unsigned nanoseconds as the signed time expiries of
+    /// [`Expiry::from_nanos`] are compared with: the sign bit flipped, so
+    /// that the signed order is the unsigned one (and differences are kept).
+    pub fn nanos_as_time(ns: u64) -> i64 {
+        (ns ^ (1 << 63)) as i64
+    }
+
+    /// Time units (seconds, or nanoseconds for [`Expiry::from_nanos`])
+    /// until the session expires (`None`: never).
+    pub fn left(&self, now: i64) -> Option<u64> {
+        self.seconds_left(now)
+    }
+
     /// Whole seconds until the session expires (`None`: never).
     pub fn seconds_left(&self, now: i64) -> Option<u64> {
         if self.overflowed {
@@ -768,6 +803,8 @@ pub struct SessionCache<S> {
     capacity: AtomicUsize,
     evictions: AtomicU64,
     seed: u64,
+    /// Whether adding the session already cached moves it to `expiry`.
+    readd_moves: bool,
 }
 
 impl<S: CachedSession> SessionCache<S> {
@@ -785,7 +822,15 @@ impl<S: CachedSession> SessionCache<S> {
             // A per-cache random seed: a peer choosing session IDs cannot
             // aim them at one bucket.
             seed: std::collections::hash_map::RandomState::new().hash_one(0x5e55_cac4_e000_u64),
+            readd_moves: true,
         }
+    }
+
+    /// The cache, with adding the session already cached leaving it where
+    /// it is in expiry order (libssl 3.5.7 and later) rather than moving it.
+    pub fn keeping_place_on_readd(mut self) -> SessionCache<S> {
+        self.readd_moves = false;
+        self
     }
 
     /// A keyed multiply-xorshift hash of the ID bytes; session IDs are
@@ -862,7 +907,8 @@ impl<S: CachedSession> SessionCache<S> {
     /// libssl's `SSL_CTX_add_session`, minus the callbacks.
     ///
     /// The same session again: it is re-positioned at `expiry` (libssl
-    /// always re-links it) and `session` comes back in `released`. A
+    /// 3.0 re-links it; see [`SessionCache::keeping_place_on_readd`]) and
+    /// `session` comes back in `released`. A
     /// different session under the same key replaces the old one, which is
     /// released without counting as a removal. A new entry first evicts, in
     /// expiry order, while the number of entries *including the new one* is
@@ -900,7 +946,9 @@ impl<S: CachedSession> SessionCache<S> {
         let mut shard = self.write_shard(hash);
         if let Ok(found) = shard.table.find_entry(hash, |e| e.matches(&key)) {
             if found.get().session.is_same(&session) {
-                order.reposition(found.get().handle(), expiry);
+                if self.readd_moves {
+                    order.reposition(found.get().handle(), expiry);
+                }
                 return Inserted {
                     added: false,
                     released: Some(session),
@@ -1101,6 +1149,20 @@ impl<S: CachedSession> SessionCache<S> {
         let mut order = self.order();
         let mut out = Vec::new();
         while let Some(s) = self.take_front(&mut order, |slot, _| slot.expiry().has_passed(now)) {
+            out.push(s);
+        }
+        order.fit_capacity();
+        out
+    }
+
+    /// Removes sessions from the front of expiry order while `expired`
+    /// says the session there has expired (libssl's flush reads each
+    /// session's own expiry, which a re-add may have changed without
+    /// moving it: see [`SessionCache::keeping_place_on_readd`]).
+    pub fn take_expired_by(&self, expired: impl Fn(&S) -> bool) -> Vec<S> {
+        let mut order = self.order();
+        let mut out = Vec::new();
+        while let Some(s) = self.take_front(&mut order, |_, session| expired(session)) {
             out.push(s);
         }
         order.fit_capacity();

@@ -25,7 +25,9 @@ use crate::libssl::{
 
 mod boundary;
 mod hooks;
+mod later_lines;
 use boundary::{boundary, export};
+use later_lines::{SSL_CTX_flush_sessions_ex, SSL_SESSION_get_time_ex, SSL_SESSION_set_time_ex};
 
 /// Gives the context layer the callbacks libssl calls, before its first use
 /// (at load, so that our ex_data indices come before the application's).
@@ -66,6 +68,9 @@ exports_have_libssl_types! {
     SSL_CTX_sess_get_get_cb,
     SSL_CTX_set_session_id_context,
     SSL_set_session_id_context,
+    SSL_SESSION_get_time_ex,
+    SSL_SESSION_set_time_ex,
+    SSL_CTX_flush_sessions_ex,
 }
 
 /// Whether `a` and `b` hold the same names, each once.

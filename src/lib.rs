@@ -43,6 +43,11 @@ mod store;
 #[doc(hidden)]
 pub const INTERPOSED: &[&str] = libssl::INTERPOSED;
 
+/// [`INTERPOSED`], each with the first release line (major, minor) whose
+/// libssl has the function.
+#[doc(hidden)]
+pub const INTERPOSED_SINCE: &[(&str, (u64, u64))] = libssl::INTERPOSED_SINCE;
+
 /// Checks the consistency of a shm store file whose users are stopped or
 /// gone (for tests: `examples/shm_check.rs`). `size` is its
 /// `SESSCACHE_STORE_SIZE` in bytes.
@@ -99,6 +104,7 @@ extern "C" fn at_load() {
         if libssl::loaded() && libssl::serving() {
             ffi::install_hooks();
             context::reserve_ctx_index();
+            libssl::learn_session_layout();
         }
     });
 }

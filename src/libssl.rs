@@ -20,6 +20,8 @@ use openssl_sys::{OSSL_LIB_CTX, SSL, SSL_CTX, SSL_METHOD, SSL_SESSION};
 use crate::cache::{CachedSession, Expiry, SessionKey, SessionKeyRef};
 
 pub mod not_resumable;
+mod ossl_time;
+pub mod release;
 pub mod sys;
 
 pub type NewSessionFn = unsafe extern "C" fn(*mut SSL, *mut SSL_SESSION) -> c_int;
@@ -76,24 +78,36 @@ fn next_symbol(name: &'static [u8]) -> Option<NonNull<c_void>> {
 /// own functions, found after this library) and [`own`] (one call of
 /// each, for the C boundary to hand to libssl unchanged).
 macro_rules! real_functions {
-    ($($name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
+    (
+        $($name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*
+        @since
+        $($opt:ident($($opt_arg:ident: $opt_ty:ty),*) $(-> $opt_ret:ty)? = ($major:literal, $minor:literal);)*
+    ) => {
         /// libssl's functions that this library exports under their own
         /// names: the same on every release line (on those it is not exact
         /// on, each passes straight through). `tests/exports.rs` compares
         /// it with the library's dynamic symbols.
-        pub const INTERPOSED: &[&str] = &[$(stringify!($name)),*];
+        pub const INTERPOSED: &[&str] = &[$(stringify!($name),)* $(stringify!($opt),)*];
+
+        /// [`INTERPOSED`], each with the first release line (major, minor)
+        /// whose libssl has it.
+        pub const INTERPOSED_SINCE: &[(&str, (u64, u64))] =
+            &[$((stringify!($name), (3, 0)),)* $((stringify!($opt), ($major, $minor)),)*];
 
         /// The C type of each interposed function, named after it.
         #[allow(non_camel_case_types)]
         pub mod prototype {
             use super::*;
             $(pub type $name = unsafe extern "C" fn($($ty),*) $(-> $ret)?;)*
+            $(pub type $opt = unsafe extern "C" fn($($opt_ty),*) $(-> $opt_ret)?;)*
         }
 
-        /// The real libssl entry points that we also export.
+        /// The real libssl entry points that we also export; those of a
+        /// later release line are `None` on a libssl that lacks them.
         #[allow(non_snake_case)]
         pub struct Real {
             $(pub $name: prototype::$name,)*
+            $(pub $opt: Option<prototype::$opt>,)*
         }
 
         fn resolve_real() -> Option<Real> {
@@ -104,6 +118,10 @@ macro_rules! real_functions {
                     // whose C prototype is exactly this type.
                     unsafe { std::mem::transmute::<*mut c_void, prototype::$name>(sym.as_ptr()) }
                 },)*
+                $($opt: next_symbol(concat!(stringify!($opt), "\0").as_bytes()).map(|sym| {
+                    // SAFETY: as above, on the lines that have the function.
+                    unsafe { std::mem::transmute::<*mut c_void, prototype::$opt>(sym.as_ptr()) }
+                }),)*
             })
         }
 
@@ -147,68 +165,68 @@ real_functions! {
     SSL_CTX_sess_get_get_cb(ctx: *mut SSL_CTX) -> GetSessionCb;
     SSL_CTX_set_session_id_context(ctx: *mut SSL_CTX, sid_ctx: *const c_uchar, sid_ctx_len: c_uint) -> c_int;
     SSL_set_session_id_context(ssl: *mut SSL, sid_ctx: *const c_uchar, sid_ctx_len: c_uint) -> c_int;
+    @since
+    SSL_SESSION_get_time_ex(sess: *const SSL_SESSION) -> libc::time_t = (3, 3);
+    SSL_SESSION_set_time_ex(sess: *mut SSL_SESSION, t: libc::time_t) -> libc::time_t = (3, 3);
+    SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: libc::time_t) = (3, 4);
 }
 
-/// The libssl release lines (major, minor) whose behaviour the library
-/// reproduces exactly: those the differential tests run against.
-pub const COVERED_RELEASE_LINES: &[(u64, u64)] = &[(3, 0)];
+pub use release::ReleaseBehaviour;
 
 /// Whether the release line of an `OpenSSL_version_num()` value
-/// (`0xMNN00PP0`: major, minor, patch) is one of [`COVERED_RELEASE_LINES`].
+/// (`0xMNN00PP0`: major, minor, patch) is one of [`release::COVERED_RELEASE_LINES`] (and not one of its untested releases).
 pub fn release_line_covered(version_num: u64) -> bool {
-    COVERED_RELEASE_LINES.contains(&release_line(version_num))
-}
-
-fn release_line(version_num: u64) -> (u64, u64) {
-    (version_num >> 28, (version_num >> 20) & 0xff)
-}
-
-/// "major.minor.patch" of an `OpenSSL_version_num()` value.
-fn version_text(version_num: u64) -> String {
-    let (major, minor) = release_line(version_num);
-    format!("{major}.{minor}.{}", (version_num >> 4) & 0xff)
+    ReleaseBehaviour::of_covered(version_num).is_some()
 }
 
 /// The line said on stderr when the running libssl is not covered.
 fn pass_through_message(version_num: u64) -> String {
     let seen = format!(
         "OpenSSL {} ({version_num:#010x})",
-        version_text(version_num)
+        release::version_text(version_num)
     );
-    let covered: Vec<String> = COVERED_RELEASE_LINES
-        .iter()
-        .map(|(major, minor)| format!("{major}.{minor}"))
-        .collect();
     format!(
         "sesscache: the running libssl is {seen}, not a release line sesscache is exact on ({}): \
          every call passes straight through to libssl and its own session cache \
          (see \"Release lines\" in sesscache's README)",
-        covered.join(", ")
+        release::covered_text()
     )
 }
 
-/// The decision, once libssl is found: serve or pass through.
-static SERVING: once_cell::sync::OnceCell<bool> = once_cell::sync::OnceCell::new();
+/// The decision, once libssl is found: the behaviour to reproduce, or
+/// `None` to pass through.
+static DECIDED: once_cell::sync::OnceCell<Option<ReleaseBehaviour>> =
+    once_cell::sync::OnceCell::new();
 
 /// Whether the library serves the session cache: the running libssl is of
 /// a covered release line. Decided at the first call that asks once libssl
 /// is loaded; a pass-through is said once on stderr.
+#[inline]
 pub fn serving() -> bool {
-    if let Some(&serving) = SERVING.get() {
-        return serving;
+    decided().is_some()
+}
+
+/// The running libssl's behaviour where release lines differ; `None`
+/// while the library does not serve (see [`serving`]).
+#[inline]
+pub fn behaviour() -> Option<ReleaseBehaviour> {
+    decided()
+}
+
+fn decided() -> Option<ReleaseBehaviour> {
+    if let Some(&decided) = DECIDED.get() {
+        return decided;
     }
     // Not decided while libcrypto is not loaded yet (it may come later
     // through dlopen): until then there is no libssl to serve or pass to.
-    let Some(v) = sys::openssl_version_num() else {
-        return false;
-    };
-    let serving = release_line_covered(v);
-    if SERVING.set(serving).is_ok() {
+    let v = sys::openssl_version_num()?;
+    let decided = ReleaseBehaviour::of_covered(v);
+    if DECIDED.set(decided).is_ok() {
         // Called from every export, outside their boundary: saying it must
         // not unwind into C.
-        let _ = std::panic::catch_unwind(|| say_decision(v, serving));
+        let _ = std::panic::catch_unwind(|| say_decision(v, decided.is_some()));
     }
-    serving
+    decided
 }
 
 /// Says a pass-through once on stderr, and in a `SESSCACHE_LOG` file. A
@@ -218,6 +236,16 @@ fn say_decision(v: u64, serving: bool) {
         let message = pass_through_message(v);
         crate::diag::warn_once_about("release line", &message);
         crate::diag::log_line_to_file(&message);
+    }
+}
+
+/// Learns now, at load, where libssl keeps a session's time (see
+/// [`ossl_time`]), when the running line keeps nanoseconds: the probe
+/// sessions are then made and freed before the application can have an
+/// ex_data callback that would see them.
+pub fn learn_session_layout() {
+    if behaviour().is_some_and(|line| line.clock == release::SessionClock::Nanoseconds) {
+        ossl_time::learn_now();
     }
 }
 
@@ -420,7 +448,26 @@ impl Session {
                 sys::SSL_SESSION_get_timeout(self.as_ptr()),
             )
         };
-        Expiry::from_time_and_timeout(time, timeout)
+        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        match line.clock {
+            release::SessionClock::Seconds => line.expiry(time, timeout),
+            // libssl's own nanoseconds where known, else from the seconds.
+            release::SessionClock::Nanoseconds => ossl_time::calc_timeout(self)
+                .map_or_else(|| line.expiry(time, timeout), Expiry::from_nanos),
+        }
+    }
+
+    /// Whole seconds from `now` (`time(NULL)`) until the session expires
+    /// (`None`: never).
+    pub fn seconds_left(self, now: i64) -> Option<u64> {
+        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        line.seconds_left(self.expiry(), now)
+    }
+
+    /// Whether libssl takes the session as expired at `now` (`time(NULL)`).
+    pub fn expired_at(self, now: i64) -> bool {
+        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        self.expiry().has_passed(line.time(now))
     }
 
     /// How much early data the session lets a client send (0: none).
@@ -433,8 +480,18 @@ impl Session {
     /// session's time fields (libssl's own cache does not hold it).
     pub fn set_time_in_libssl(self, t: c_long) {
         if let Some(real) = real() {
-            // SAFETY: live session.
-            unsafe { (real.SSL_SESSION_set_time)(self.as_ptr(), t) };
+            // SAFETY: live session. On 3.3+ the old name calls the `_ex`
+            // one, which may be our export: called directly instead.
+            unsafe {
+                match real.SSL_SESSION_set_time_ex {
+                    Some(set_time_ex) => {
+                        set_time_ex(self.as_ptr(), t);
+                    }
+                    None => {
+                        (real.SSL_SESSION_set_time)(self.as_ptr(), t);
+                    }
+                }
+            }
         }
     }
 
@@ -671,29 +728,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_3_0_is_covered() {
-        assert!(release_line_covered(0x3000_0130)); // 3.0.19
-        assert!(release_line_covered(0x3000_0160)); // 3.0.22
-        assert!(!release_line_covered(0x3010_0000)); // 3.1.0
-        assert!(!release_line_covered(0x3050_0070)); // 3.5.7
-        assert!(!release_line_covered(0x3060_0030)); // 3.6.3
-        assert!(!release_line_covered(0x4000_0020)); // 4.0.2
-        assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
-    }
-
-    #[test]
     fn the_pass_through_line_names_what_was_seen_and_what_is_covered() {
         let line = pass_through_message(0x4000_0020);
         assert!(
             line.starts_with(
                 "sesscache: the running libssl is OpenSSL 4.0.2 (0x40000020), \
-                 not a release line sesscache is exact on (3.0): "
+                 not a release line sesscache is exact on (3.0, 3.5, 3.6 before 3.6.5): "
             ),
             "{line}"
         );
         assert!(line.contains("Release lines"), "{line}");
         assert!(!line.contains('\n'));
-        assert_eq!(version_text(0x3050_0070), "3.5.7");
     }
 
     #[test]

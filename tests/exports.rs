@@ -131,3 +131,42 @@ fn no_libssl_among_needed() {
         );
     }
 }
+
+/// The (major, minor) of a symbol version such as `OPENSSL_3.4.0`.
+fn version_line(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.strip_prefix("OPENSSL_")?.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Each listed function's first release line is the symbol version the
+/// machine's libssl gives it, and a function of a later line than that
+/// libssl's newest symbol version is absent there.
+#[test]
+fn each_function_is_listed_with_the_line_that_added_it() {
+    let libssl = PathBuf::from("/usr/lib/x86_64-linux-gnu/libssl.so.3");
+    if !libssl.is_file() {
+        eprintln!("skipped: no {}", libssl.display());
+        return;
+    }
+    let text = run(
+        "nm",
+        &["-D", "--defined-only", "--with-symbol-versions"],
+        &libssl,
+    );
+    let defined: std::collections::BTreeMap<&str, (u64, u64)> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().last()?.split_once("@@"))
+        .filter_map(|(name, version)| Some((name, version_line(version)?)))
+        .collect();
+    let newest = defined.values().max().copied().expect("versioned symbols");
+    assert_eq!(
+        sesscache::INTERPOSED_SINCE.len(),
+        sesscache::INTERPOSED.len()
+    );
+    for &(name, since) in sesscache::INTERPOSED_SINCE {
+        match defined.get(name) {
+            Some(&version) => assert_eq!(version, since, "{name}"),
+            None => assert!(since > newest, "{name} missing from {}", libssl.display()),
+        }
+    }
+}

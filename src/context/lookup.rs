@@ -122,7 +122,11 @@ impl CtxState {
             log_id(Event::Add, self.own_ctx(), key.id());
         }
         drop(outcome.released);
-        for victim in outcome.evicted {
+        let mut evicted = outcome.evicted;
+        if super::state::running_line().removals_newest_first {
+            evicted.reverse();
+        }
+        for victim in evicted {
             self.notify_removed(victim.as_ptr(), Event::Evict);
         }
     }

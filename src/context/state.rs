@@ -15,7 +15,8 @@ use super::{SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER, SESS_CACHE_UPDATE_T
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, Session, SessionRef,
+    self, Connection, Ctx, GetSessionCb, NewSessionCb, ReleaseBehaviour, RemoveSessionCb, Session,
+    SessionRef,
 };
 use crate::store;
 
@@ -92,7 +93,7 @@ impl CtxState {
             get_cb: CallbackSlot::empty(),
             mode: AtomicU32::new(mode),
             sid_ctx: Mutex::new(Vec::new()),
-            cache: SessionCache::new(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
+            cache: new_cache(usize::try_from(size).unwrap_or(DEFAULT_CAPACITY)),
             parked: AtomicUsize::new(0),
             ctx: ctx as usize,
             park_lock: Mutex::new(()),
@@ -219,8 +220,15 @@ impl CtxState {
     /// nothing.
     #[inline(never)]
     fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
+        // libssl frees each evicted session right after its callback.
+        if running_line().removals_newest_first {
+            let evicted: Vec<SessionRef> = evicted.into_iter().collect();
+            for victim in evicted.into_iter().rev() {
+                self.notify_removed(victim.as_ptr(), Event::Evict);
+            }
+            return;
+        }
         for victim in evicted {
-            // libssl frees each evicted session right after its callback.
             self.notify_removed(victim.as_ptr(), Event::Evict);
         }
     }
@@ -270,20 +278,35 @@ impl CtxState {
     }
 
     /// libssl's `SSL_CTX_flush_sessions`: `t == 0` removes everything.
-    pub fn flush(&self, t: c_long) {
+    pub fn flush(&self, t: i64) {
         if t == 0 {
-            self.flush_all(Event::FlushAll)
-        } else {
-            self.notify_all_removed(self.cache.take_expired(t), Event::Expire)
+            return self.flush_all(Event::FlushAll);
         }
+        let line = running_line();
+        let now = line.time(t);
+        let expired = if line.readd_moves_session {
+            self.cache.take_expired(now)
+        } else {
+            self.cache
+                .take_expired_by(|s| s.view().expiry().has_passed(now))
+        };
+        self.notify_all_removed(expired, Event::Expire)
     }
 
     pub(super) fn flush_all(&self, event: Event) {
         self.notify_all_removed(self.cache.take_all(), event)
     }
 
-    /// libssl calls every callback of a flush first and frees afterwards.
-    fn notify_all_removed(&self, victims: Vec<SessionRef>, event: Event) {
+    /// libssl calls every callback of a flush first and frees afterwards,
+    /// or (see `removals_newest_first`) frees each after its callback,
+    /// newest first.
+    fn notify_all_removed(&self, mut victims: Vec<SessionRef>, event: Event) {
+        if running_line().removals_newest_first {
+            while let Some(victim) = victims.pop() {
+                self.notify_removed(victim.as_ptr(), event);
+            }
+            return;
+        }
         for victim in &victims {
             self.notify_removed(victim.as_ptr(), event);
         }
@@ -345,7 +368,7 @@ impl CtxState {
             return;
         };
         if auto_flush_due(mode, conn.is_server(), good) {
-            self.flush(libssl::now() as c_long);
+            self.flush(libssl::now());
         }
     }
 
@@ -384,5 +407,21 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     // SAFETY: callers pass a session they hold or were handed by libssl.
     if let Some(key) = unsafe { Session::from_ptr(sess) }.and_then(|s| s.key()) {
         diag::log_event(event, ctx.cast_const().cast(), key.id());
+    }
+}
+
+/// The running libssl's behaviour where release lines differ (3.0's while
+/// the library does not serve, when nothing asks).
+pub(super) fn running_line() -> ReleaseBehaviour {
+    libssl::behaviour().unwrap_or(ReleaseBehaviour::OF_3_0)
+}
+
+/// An empty cache of `capacity`, re-adding as the running libssl does.
+fn new_cache(capacity: usize) -> SessionCache<SessionRef> {
+    let cache = SessionCache::new(capacity);
+    if running_line().readd_moves_session {
+        cache
+    } else {
+        cache.keeping_place_on_readd()
     }
 }

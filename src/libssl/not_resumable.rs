@@ -34,7 +34,7 @@
 //! does when its own removal sets it under a lock its readers do not take.
 //!
 //! Where it is used, and checked: only on the libssl release lines the
-//! differential tests cover ([`super::COVERED_RELEASE_LINES`]). The first
+//! differential tests cover ([`super::release::COVERED_RELEASE_LINES`]). The first
 //! [`CHECKED_STORES`] stores into sessions that were resumable are checked:
 //! the word must read 0 before and `SSL_SESSION_is_resumable()` 0 after.
 //! One that fails ends the direct stores for good (said once on stderr and
@@ -74,7 +74,7 @@ const CONFIRMATIONS: u32 = 2;
 const CHECKED_STORES: u32 = 16;
 
 /// The flag is written directly only on the release lines the
-/// differential tests run against ([`super::COVERED_RELEASE_LINES`]);
+/// differential tests run against ([`super::release::COVERED_RELEASE_LINES`]);
 /// anywhere else, marking stays with libssl.
 fn release_line_covered(version_num: u64) -> bool {
     super::release_line_covered(version_num)
@@ -523,7 +523,7 @@ mod tests {
         assert!(release_line_covered(0x3000_0160)); // 3.0.22
         assert!(release_line_covered(0x3000_0000));
         assert!(!release_line_covered(0x3010_0000)); // 3.1.0
-        assert!(!release_line_covered(0x3050_0050)); // 3.5.5
+        assert!(release_line_covered(0x3050_0050)); // 3.5.5
         assert!(!release_line_covered(0x4000_0010)); // 4.0.1
         assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
     }

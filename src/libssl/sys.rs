@@ -81,6 +81,7 @@ fn table() -> Option<&'static Table> {
 resolved! {
     SSL_SESSION_up_ref(s: *mut SSL_SESSION) -> c_int = 0;
     SSL_SESSION_free(s: *mut SSL_SESSION) -> () = ();
+    SSL_SESSION_new() -> *mut SSL_SESSION = null_mut();
     SSL_SESSION_get_id(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar = null();
     SSL_SESSION_get0_id_context(s: *const SSL_SESSION, len: *mut c_uint) -> *const c_uchar = null();
     SSL_SESSION_get_protocol_version(s: *const SSL_SESSION) -> c_int = 0;

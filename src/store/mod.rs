@@ -598,7 +598,7 @@ impl Remote {
     /// A server cached a new session: write it to the store (in the
     /// background) with the lifetime it has left.
     pub fn session_stored(&self, key: &SessionKey, sess: Session) {
-        let ttl = sess.expiry().seconds_left(libssl::now());
+        let ttl = sess.seconds_left(libssl::now());
         let Some(ttl) = ttl.filter(|&t| t > 0) else {
             return;
         };
@@ -763,7 +763,7 @@ impl Remote {
             .and_then(|der| libssl::session_from_der(&der))
             .filter(|s| s.view().key().as_ref() == Some(key));
         match session {
-            Some(s) if !s.view().expiry().has_passed(now) => Opened::Live(s),
+            Some(s) if !s.view().expired_at(now) => Opened::Live(s),
             Some(_) => Opened::Expired,
             None => Opened::Rejected,
         }
