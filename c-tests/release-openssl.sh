@@ -41,31 +41,12 @@ if [ -f "$LIBDIR/$SONAME" ] && [ -f "$DEST/include/openssl/ssl.h" ]; then
     exit 0
 fi
 
-APT="$DEST.build/apt"
-mkdir -p "$APT/lists/partial" "$APT/archives/partial" "$DEST.build"
-cat >"$APT/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
-EOF
-apt_opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT" -o Dir::Cache::pkgcache=
-    -o Dir::Cache::srcpkgcache=)
+mkdir -p "$DEST.build"
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/debian-source.sh"
 cd "$DEST.build"
-tarball=""
-for version in $VERSIONS; do
-    candidate="openssl_${version%-*}.orig.tar.gz"
-    [ -f "$candidate" ] && { tarball="$candidate"; break; }
-done
-if [ -z "$tarball" ]; then
-    apt-get "${apt_opts[@]}" update -qq >&2
-    for version in $VERSIONS; do
-        # The .dsc may be missing from the mirror; the upstream tarball is
-        # what is needed, so a partial download is fine.
-        apt-get "${apt_opts[@]}" source --download-only "openssl=$version" >&2 || true
-        candidate="openssl_${version%-*}.orig.tar.gz"
-        [ -f "$candidate" ] && { tarball="$candidate"; break; }
-    done
-    [ -n "$tarball" ] || { echo "release-openssl.sh: no openssl source of $VERSIONS downloaded" >&2; exit 1; }
-fi
+# shellcheck disable=SC2086 # VERSIONS is a list
+tarball="$(debian_source_tarball "$DEST.build/apt" "$SUITE" openssl $VERSIONS)" \
+    || { echo "release-openssl.sh: no openssl source of $VERSIONS downloaded" >&2; exit 1; }
 rm -rf src && mkdir src
 tar xzf "$tarball" -C src --strip-components=1
 cd src

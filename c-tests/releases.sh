@@ -72,24 +72,20 @@ in_scope() {
     esac
 }
 
-# The skips (indexes into S_*) of entry I; none for a pass-through entry.
-skips_of() {
-    [ "${E_EXPECT[$1]}" = exact ] || return 0
-    local s
-    for s in "${!S_SCOPE[@]}"; do
-        in_scope "${S_SCOPE[$s]}" "$1" && echo "$s"
+# notes_of SCOPES I: the indexes into SCOPES (the name of S_SCOPE or
+# D_SCOPE: the skips or the documented differences) whose scope takes in
+# entry I; none for a pass-through entry.
+notes_of() {
+    [ "${E_EXPECT[$2]}" = exact ] || return 0
+    local -n scopes="$1"
+    local n
+    for n in "${!scopes[@]}"; do
+        in_scope "${scopes[$n]}" "$2" && echo "$n"
     done
     return 0
 }
-
-differs_of() {
-    [ "${E_EXPECT[$1]}" = exact ] || return 0
-    local d
-    for d in "${!D_SCOPE[@]}"; do
-        in_scope "${D_SCOPE[$d]}" "$1" && echo "$d"
-    done
-    return 0
-}
+skips_of() { notes_of S_SCOPE "$1"; }
+differs_of() { notes_of D_SCOPE "$1"; }
 
 # ---- README's table ----
 table() {

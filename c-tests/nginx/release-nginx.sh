@@ -68,24 +68,11 @@ fi
 echo "release-nginx.sh: $DEBIAN_NGINX cannot run on OpenSSL $LINE (${problems%%$'\n'*}): building nginx" >&2
 [ -f /usr/include/pcre2.h ] || die "libpcre2-dev is needed to build nginx (c-tests/setup.sh test)"
 
-APT="$CACHE/nginx-apt"
-mkdir -p "$APT/lists/partial" "$APT/archives/partial" "$DEST.build"
-cat >"$APT/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
-EOF
-apt_opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT" -o Dir::Cache::pkgcache=
-    -o Dir::Cache::srcpkgcache=)
+mkdir -p "$DEST.build"
+. "$REPO/c-tests/debian-source.sh"
 cd "$DEST.build"
-upstream="${NGINX_VERSION%-*}"
-tarball="nginx_${upstream}.orig.tar.gz"
-if [ ! -f "$tarball" ]; then
-    apt-get "${apt_opts[@]}" update -qq >&2
-    # The .dsc may be missing from the mirror; the upstream tarball is
-    # what is needed, so a partial download is fine.
-    apt-get "${apt_opts[@]}" source --download-only "nginx=$NGINX_VERSION" >&2 || true
-    [ -f "$tarball" ] || die "$tarball not downloaded"
-fi
+tarball="$(debian_source_tarball "$CACHE/nginx-apt" "$SUITE" nginx "$NGINX_VERSION")" \
+    || die "nginx $NGINX_VERSION not downloaded"
 rm -rf src && mkdir src
 tar xzf "$tarball" -C src --strip-components=1
 cd src
