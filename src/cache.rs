@@ -196,11 +196,6 @@ impl Expiry {
     /// Time units (seconds, or nanoseconds for [`Expiry::from_nanos`])
     /// until the session expires (`None`: never).
     pub fn left(&self, now: i64) -> Option<u64> {
-        self.seconds_left(now)
-    }
-
-    /// Whole seconds until the session expires (`None`: never).
-    pub fn seconds_left(&self, now: i64) -> Option<u64> {
         if self.overflowed {
             return None;
         }

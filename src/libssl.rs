@@ -173,6 +173,57 @@ real_functions! {
 
 pub use release::ReleaseBehaviour;
 
+/// libssl's own call of each function a later release line added, with the
+/// caller's arguments; on a libssl without it (3.0), the 3.0 function it
+/// extends.
+#[allow(non_snake_case)]
+pub mod own_or_older {
+    use super::*;
+    use libc::time_t;
+
+    /// `SSL_CTX_flush_sessions_ex`, else `SSL_CTX_flush_sessions`.
+    ///
+    /// # Safety
+    /// As [`own`]'s functions.
+    pub unsafe fn SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: time_t) -> impl FnOnce(&Real) {
+        move |real: &Real| match real.SSL_CTX_flush_sessions_ex {
+            // SAFETY: per this function's contract.
+            Some(flush_ex) => unsafe { flush_ex(ctx, t) },
+            // SAFETY: as above; `time_t` is `long` on the platforms served.
+            None => unsafe { (real.SSL_CTX_flush_sessions)(ctx, t as c_long) },
+        }
+    }
+
+    /// `SSL_SESSION_set_time_ex`, else `SSL_SESSION_set_time`.
+    ///
+    /// # Safety
+    /// As [`own`]'s functions.
+    pub unsafe fn SSL_SESSION_set_time_ex(
+        s: *mut SSL_SESSION,
+        t: time_t,
+    ) -> impl FnOnce(&Real) -> time_t {
+        move |real: &Real| match real.SSL_SESSION_set_time_ex {
+            // SAFETY: per this function's contract.
+            Some(set_time_ex) => unsafe { set_time_ex(s, t) },
+            // SAFETY: as above.
+            None => unsafe { (real.SSL_SESSION_set_time)(s, t as c_long) as time_t },
+        }
+    }
+
+    /// `SSL_SESSION_get_time_ex`, else `SSL_SESSION_get_time`.
+    ///
+    /// # Safety
+    /// As [`own`]'s functions.
+    pub unsafe fn SSL_SESSION_get_time_ex(s: *const SSL_SESSION) -> impl FnOnce(&Real) -> time_t {
+        move |real: &Real| match real.SSL_SESSION_get_time_ex {
+            // SAFETY: per this function's contract.
+            Some(get_time_ex) => unsafe { get_time_ex(s) },
+            // SAFETY: as above.
+            None => unsafe { sys::SSL_SESSION_get_time(s) as time_t },
+        }
+    }
+}
+
 /// Whether the release line of an `OpenSSL_version_num()` value
 /// (`0xMNN00PP0`: major, minor, patch) is one of [`release::COVERED_RELEASE_LINES`] (and not one of its untested releases).
 pub fn release_line_covered(version_num: u64) -> bool {
@@ -203,17 +254,18 @@ static DECIDED: once_cell::sync::OnceCell<Option<ReleaseBehaviour>> =
 /// is loaded; a pass-through is said once on stderr.
 #[inline]
 pub fn serving() -> bool {
-    decided().is_some()
+    behaviour().is_some()
+}
+
+/// The running libssl's behaviour where release lines differ, 3.0's while
+/// the library does not serve (nothing of ours asks then).
+pub fn running_behaviour() -> ReleaseBehaviour {
+    behaviour().unwrap_or(ReleaseBehaviour::OF_3_0)
 }
 
 /// The running libssl's behaviour where release lines differ; `None`
 /// while the library does not serve (see [`serving`]).
-#[inline]
-pub fn behaviour() -> Option<ReleaseBehaviour> {
-    decided()
-}
-
-fn decided() -> Option<ReleaseBehaviour> {
+fn behaviour() -> Option<ReleaseBehaviour> {
     if let Some(&decided) = DECIDED.get() {
         return decided;
     }
@@ -448,7 +500,7 @@ impl Session {
                 sys::SSL_SESSION_get_timeout(self.as_ptr()),
             )
         };
-        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        let line = running_behaviour();
         match line.clock {
             release::SessionClock::Seconds => line.expiry(time, timeout),
             // libssl's own nanoseconds where known, else from the seconds.
@@ -460,13 +512,13 @@ impl Session {
     /// Whole seconds from `now` (`time(NULL)`) until the session expires
     /// (`None`: never).
     pub fn seconds_left(self, now: i64) -> Option<u64> {
-        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        let line = running_behaviour();
         line.seconds_left(self.expiry(), now)
     }
 
     /// Whether libssl takes the session as expired at `now` (`time(NULL)`).
     pub fn expired_at(self, now: i64) -> bool {
-        let line = behaviour().unwrap_or(ReleaseBehaviour::OF_3_0);
+        let line = running_behaviour();
         self.expiry().has_passed(line.time(now))
     }
 
@@ -481,17 +533,8 @@ impl Session {
     pub fn set_time_in_libssl(self, t: c_long) {
         if let Some(real) = real() {
             // SAFETY: live session. On 3.3+ the old name calls the `_ex`
-            // one, which may be our export: called directly instead.
-            unsafe {
-                match real.SSL_SESSION_set_time_ex {
-                    Some(set_time_ex) => {
-                        set_time_ex(self.as_ptr(), t);
-                    }
-                    None => {
-                        (real.SSL_SESSION_set_time)(self.as_ptr(), t);
-                    }
-                }
-            }
+            // one, which may be our export: libssl's own is called instead.
+            unsafe { own_or_older::SSL_SESSION_set_time_ex(self.as_ptr(), t)(real) };
         }
     }
 

@@ -122,12 +122,8 @@ impl CtxState {
             log_id(Event::Add, self.own_ctx(), key.id());
         }
         drop(outcome.released);
-        let mut evicted = outcome.evicted;
-        if super::state::running_line().removals_newest_first {
-            evicted.reverse();
-        }
-        for victim in evicted {
-            self.notify_removed(victim.as_ptr(), Event::Evict);
+        if !outcome.evicted.is_empty() {
+            self.notify_evicted(outcome.evicted);
         }
     }
 }

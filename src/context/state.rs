@@ -15,8 +15,7 @@ use super::{SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER, SESS_CACHE_UPDATE_T
 use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
-    self, Connection, Ctx, GetSessionCb, NewSessionCb, ReleaseBehaviour, RemoveSessionCb, Session,
-    SessionRef,
+    self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, Session, SessionRef,
 };
 use crate::store;
 
@@ -219,17 +218,17 @@ impl CtxState {
     /// The sessions an insert evicted, out of line: most inserts evict
     /// nothing.
     #[inline(never)]
-    fn notify_evicted(&self, evicted: Evicted<SessionRef>) {
+    pub(super) fn notify_evicted<E>(&self, evicted: E)
+    where
+        E: IntoIterator<Item = SessionRef>,
+        E::IntoIter: DoubleEndedIterator,
+    {
         // libssl frees each evicted session right after its callback.
-        if running_line().removals_newest_first {
-            let evicted: Vec<SessionRef> = evicted.into_iter().collect();
-            for victim in evicted.into_iter().rev() {
-                self.notify_removed(victim.as_ptr(), Event::Evict);
-            }
-            return;
-        }
-        for victim in evicted {
-            self.notify_removed(victim.as_ptr(), Event::Evict);
+        let notify = |victim: SessionRef| self.notify_removed(victim.as_ptr(), Event::Evict);
+        if libssl::running_behaviour().removals_newest_first {
+            evicted.into_iter().rev().for_each(notify);
+        } else {
+            evicted.into_iter().for_each(notify);
         }
     }
 
@@ -282,7 +281,7 @@ impl CtxState {
         if t == 0 {
             return self.flush_all(Event::FlushAll);
         }
-        let line = running_line();
+        let line = libssl::running_behaviour();
         let now = line.time(t);
         let expired = if line.readd_moves_session {
             self.cache.take_expired(now)
@@ -301,7 +300,7 @@ impl CtxState {
     /// or (see `removals_newest_first`) frees each after its callback,
     /// newest first.
     fn notify_all_removed(&self, mut victims: Vec<SessionRef>, event: Event) {
-        if running_line().removals_newest_first {
+        if libssl::running_behaviour().removals_newest_first {
             while let Some(victim) = victims.pop() {
                 self.notify_removed(victim.as_ptr(), event);
             }
@@ -410,16 +409,10 @@ fn log_session_now(event: Event, ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) {
     }
 }
 
-/// The running libssl's behaviour where release lines differ (3.0's while
-/// the library does not serve, when nothing asks).
-pub(super) fn running_line() -> ReleaseBehaviour {
-    libssl::behaviour().unwrap_or(ReleaseBehaviour::OF_3_0)
-}
-
 /// An empty cache of `capacity`, re-adding as the running libssl does.
 fn new_cache(capacity: usize) -> SessionCache<SessionRef> {
     let cache = SessionCache::new(capacity);
-    if running_line().readd_moves_session {
+    if libssl::running_behaviour().readd_moves_session {
         cache
     } else {
         cache.keeping_place_on_readd()

@@ -4,14 +4,12 @@
 //! its flush every 255 handshakes. On a libssl without them (3.0), each is
 //! served as its 3.0 name is, and libssl's part is the 3.0 name's.
 
-use std::ffi::c_long;
-
 use libc::time_t;
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use super::boundary::export;
 use crate::context;
-use crate::libssl::{Session, sys};
+use crate::libssl::{Session, own_or_older};
 
 /// libssl's `SSL_CTX_flush_sessions_ex`: removes every session expired at
 /// time `t`, or every session when `t` is 0, calling the remove callback
@@ -20,11 +18,7 @@ use crate::libssl::{Session, sys};
 pub unsafe extern "C" fn SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: time_t) {
     // SAFETY: the caller's live ctx (or NULL) and time, as received.
     unsafe {
-        export((), |real| match real.SSL_CTX_flush_sessions_ex {
-            Some(flush_ex) => flush_ex(ctx, t),
-            None => (real.SSL_CTX_flush_sessions)(ctx, t as c_long),
-        })
-        .on_ctx(ctx, |s| s.flush(t))
+        export((), own_or_older::SSL_CTX_flush_sessions_ex(ctx, t)).on_ctx(ctx, |s| s.flush(t))
     }
 }
 
@@ -34,11 +28,7 @@ pub unsafe extern "C" fn SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: time_t)
 pub unsafe extern "C" fn SSL_SESSION_set_time_ex(s: *mut SSL_SESSION, t: time_t) -> time_t {
     // SAFETY: the caller's live session (or NULL, which libssl checks).
     unsafe {
-        export(0, |real| match real.SSL_SESSION_set_time_ex {
-            Some(set_time_ex) => set_time_ex(s, t),
-            None => (real.SSL_SESSION_set_time)(s, t as c_long) as time_t,
-        })
-        .libssl_then(true, |_| {
+        export(0, own_or_older::SSL_SESSION_set_time_ex(s, t)).libssl_then(true, |_| {
             Session::from_ptr(s).map_or((), context::session_times_changed)
         })
     }
@@ -49,11 +39,5 @@ pub unsafe extern "C" fn SSL_SESSION_set_time_ex(s: *mut SSL_SESSION, t: time_t)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_get_time_ex(s: *const SSL_SESSION) -> time_t {
     // SAFETY: the caller's live session (or NULL, which libssl checks).
-    unsafe {
-        export(0, |real| match real.SSL_SESSION_get_time_ex {
-            Some(get_time_ex) => get_time_ex(s),
-            None => sys::SSL_SESSION_get_time(s) as time_t,
-        })
-        .libssl_then(true, |_| ())
-    }
+    unsafe { export(0, own_or_older::SSL_SESSION_get_time_ex(s)).libssl_then(true, |_| ()) }
 }

@@ -21,14 +21,17 @@ use std::ffi::{c_long, c_uint};
 
 use once_cell::sync::OnceCell;
 
+use super::release::NANOS;
 use super::{Session, SessionRef, real, sys};
 
-/// Bytes after the start of the session-ID context searched (the context
-/// buffer itself is 32 bytes; the time words follow it within 128 bytes in
-/// every layout from 3.3 to 4.0).
+/// Bytes after the start of the session-ID context searched: past the
+/// context buffer, far enough for the time words of every layout from 3.3
+/// to 4.0, and inside the session in all of them.
 const WINDOW: usize = 160;
 
-const NANOS: u64 = 1_000_000_000;
+/// libssl's session-ID context buffer (`SSL_MAX_SID_CTX_LENGTH`), which
+/// the search starts after.
+const SID_CTX_BUFFER: usize = 32;
 
 /// The learnt offset of `timeout` from the session-ID context's address.
 static OFFSET: OnceCell<Option<usize>> = OnceCell::new();
@@ -102,7 +105,7 @@ fn learn() -> Option<usize> {
             Some((probe(timeout, time)?, want))
         })
         .collect::<Option<_>>()?;
-    let mut found = (32..WINDOW).step_by(8).filter(|&offset| {
+    let mut found = (SID_CTX_BUFFER..WINDOW).step_by(8).filter(|&offset| {
         probes.iter().all(|(sess, want)| {
             // SAFETY: offsets inside the window.
             unsafe { words(sess.view(), offset) }.as_ref() == Some(want)

@@ -13,8 +13,9 @@ pub enum SessionClock {
     /// expires (3.0).
     Seconds,
     /// `OSSL_TIME` nanoseconds (3.3 and later): a time or timeout is the
-    /// `time_t` value times 10^9 in unsigned 64-bit arithmetic (so negative
-    /// and huge values wrap), and a sum past 2^64 saturates to "never".
+    /// `time_t` value in nanoseconds in unsigned 64-bit arithmetic (so
+    /// negative and huge values wrap), and a sum past that range saturates
+    /// to "never".
     Nanoseconds,
 }
 
@@ -122,8 +123,8 @@ impl ReleaseBehaviour {
         match self.clock {
             SessionClock::Seconds => Expiry::from_time_and_timeout(time, timeout),
             SessionClock::Nanoseconds => {
-                // Both are libssl's u64 nanoseconds divided by 10^9.
-                let ns = |s: i64| u128::from(s as u64) * NANOS;
+                // Both are libssl's u64 nanoseconds in whole seconds.
+                let ns = |s: i64| u128::from(s as u64) * u128::from(NANOS);
                 let sum = ns(time) + ns(timeout);
                 Expiry::from_nanos(u64::try_from(sum).unwrap_or(u64::MAX))
             }
@@ -135,10 +136,8 @@ impl ReleaseBehaviour {
     pub fn time(&self, t: i64) -> i64 {
         match self.clock {
             SessionClock::Seconds => t,
-            // libssl compares `t * 10^9`, wrapped to 64 bits unsigned.
-            SessionClock::Nanoseconds => {
-                Expiry::nanos_as_time((t as u64).wrapping_mul(NANOS as u64))
-            }
+            // libssl compares `t` in nanoseconds, wrapped to 64 bits unsigned.
+            SessionClock::Nanoseconds => Expiry::nanos_as_time((t as u64).wrapping_mul(NANOS)),
         }
     }
 
@@ -147,12 +146,13 @@ impl ReleaseBehaviour {
         let left = expiry.left(self.time(now))?;
         Some(match self.clock {
             SessionClock::Seconds => left,
-            SessionClock::Nanoseconds => left / NANOS as u64,
+            SessionClock::Nanoseconds => left / NANOS,
         })
     }
 }
 
-const NANOS: u128 = 1_000_000_000;
+/// Nanoseconds in a second: libssl's `OSSL_TIME` unit.
+pub(super) const NANOS: u64 = 1_000_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -223,8 +223,8 @@ mod tests {
                 Some(200)
             );
         }
-        // SSL_CTX_set_timeout(-5) reads back as 2^64/10^9 - 5 s on 3.3+:
-        // that sum saturates, the session never expires.
+        // SSL_CTX_set_timeout(-5) reads back as a huge timeout on 3.3+:
+        // its sum with the time saturates, the session never expires.
         let huge = 18_446_744_068;
         assert!(!new.expiry(now, huge).has_passed(i64::MAX));
         assert_eq!(new.seconds_left(new.expiry(now, huge), now), None);
@@ -239,10 +239,11 @@ mod tests {
         let session = |line: ReleaseBehaviour, timeout| line.expiry(1_800_000_000, timeout);
         // A negative time removes nothing on 3.0.
         assert!(!session(old, 7200).has_passed(old.time(-1)));
-        // -1 s is 2^64 - 10^9 ns: later than every finite expiry.
+        // A time of -1 wraps to the top of libssl's nanosecond range:
+        // later than every finite expiry.
         assert!(session(new, 7200).has_passed(new.time(-1)));
         assert!(!session(new, 18_446_744_068).has_passed(new.time(-1)));
-        // 2 * 10^10 s wraps to 1553255926.29 s.
+        // A time past libssl's nanosecond range wraps to an earlier one.
         assert!(
             new.expiry(1_553_255_926, 0)
                 .has_passed(new.time(20_000_000_000))
