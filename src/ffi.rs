@@ -305,11 +305,7 @@ pub unsafe extern "C" fn SSL_has_matching_session_id(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_time(s: *mut SSL_SESSION, t: c_long) -> c_long {
     // SAFETY: the caller's live session (or NULL, which libssl checks).
-    unsafe {
-        export(0, own::SSL_SESSION_set_time(s, t)).libssl_then(true, |_| {
-            Session::from_ptr(s).map_or((), context::session_times_changed)
-        })
-    }
+    unsafe { export(0, own::SSL_SESSION_set_time(s, t)).then_times_changed(s) }
 }
 
 /// libssl's `SSL_SESSION_set_timeout`; a cached session moves to its new

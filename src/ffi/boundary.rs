@@ -152,6 +152,20 @@ impl<R: Copy, L: FnOnce(&Real) -> R> Export<R, L> {
         answer
     }
 
+    /// libssl's own function, after which `session` (unless NULL), if
+    /// cached, moves to its new place in expiry order.
+    ///
+    /// # Safety
+    /// `session` is NULL or live.
+    pub(crate) unsafe fn then_times_changed(self, session: *mut SSL_SESSION) -> R {
+        self.libssl_then(true, |_| {
+            // SAFETY: per the contract.
+            if let Some(sess) = unsafe { Session::from_ptr(session) } {
+                crate::context::session_times_changed(sess)
+            }
+        })
+    }
+
     /// `before`, then libssl's own function, when `valid`.
     pub(crate) fn ours_first(self, valid: bool, before: impl FnOnce()) -> R {
         let this = match self.passed_through() {

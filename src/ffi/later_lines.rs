@@ -8,8 +8,7 @@ use libc::time_t;
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use super::boundary::export;
-use crate::context;
-use crate::libssl::{Session, own_or_older};
+use crate::libssl::own_or_older;
 
 /// libssl's `SSL_CTX_flush_sessions_ex`: removes every session expired at
 /// time `t`, or every session when `t` is 0, calling the remove callback
@@ -27,11 +26,7 @@ pub unsafe extern "C" fn SSL_CTX_flush_sessions_ex(ctx: *mut SSL_CTX, t: time_t)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn SSL_SESSION_set_time_ex(s: *mut SSL_SESSION, t: time_t) -> time_t {
     // SAFETY: the caller's live session (or NULL, which libssl checks).
-    unsafe {
-        export(0, own_or_older::SSL_SESSION_set_time_ex(s, t)).libssl_then(true, |_| {
-            Session::from_ptr(s).map_or((), context::session_times_changed)
-        })
-    }
+    unsafe { export(0, own_or_older::SSL_SESSION_set_time_ex(s, t)).then_times_changed(s) }
 }
 
 /// libssl's `SSL_SESSION_get_time_ex`: the session's time, which nothing
