@@ -41,6 +41,9 @@
 #                 make test-deb installs it with dpkg, runs the demo, removes it
 #   make test-stats  the .stats and .prom files and sesscache-stats
 
+# `make` alone builds, whatever target is written first.
+.DEFAULT_GOAL := all
+
 CARGO   ?= cargo
 CC      ?= cc
 CFLAGS  ?= -O1 -g -Wall -Wextra -Werror
@@ -60,14 +63,6 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1
 .PHONY: test-nginx test-nginx-releases test-haproxy test-apache test-install install uninstall
 .PHONY: all build demo test lint test-rust test-loom test-c test-valgrind test-bsymbolic check-header clean bench
 .PHONY: test-store test-files deps deps-build check test-stats deb test-deb test-shm test-releases
-
-# Shared-memory session store: pre-fork, fork-per-connection and joined
-# servers, removal, early data, faults, oversized sessions, hostile files,
-# a soak of processes and threads (c-tests/shm/);
-# nginx with SESSCACHE_STORE=shm.
-test-shm: build
-	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/shm/run-shm-tests.sh
-	NGINX_STORE=shm SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 
 all: build
 
@@ -131,6 +126,14 @@ test-store: build
 	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/store/run-store-tests.sh
 	NGINX_STORE=redis SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 	$(CARGO) test --release --lib -- --ignored --nocapture pool_soak_resident_memory
+
+# Shared-memory session store: pre-fork, fork-per-connection and joined
+# servers, removal, early data, faults, oversized sessions, hostile files,
+# a soak of processes and threads (c-tests/shm/);
+# nginx with SESSCACHE_STORE=shm.
+test-shm: build
+	SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/shm/run-shm-tests.sh
+	NGINX_STORE=shm SESSCACHE_LIB=$(CURDIR)/$(LIB_SO) c-tests/nginx/run-nginx-tests.sh
 
 # The SESSCACHE_STATS and SESSCACHE_LOG files against planted symlinks,
 # directories others can write to and files of other users.

@@ -464,6 +464,11 @@ impl<C: ?Sized> Link<C> {
         }
     }
 
+    /// Whether the connection failed recently and is not to be opened yet.
+    fn waiting_to_reconnect(&self) -> bool {
+        self.conn.is_none() && self.retry_at.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
     /// Runs `op` on the connection, opening it first with `connect` unless
     /// that failed recently.
     fn run<T>(
@@ -472,7 +477,7 @@ impl<C: ?Sized> Link<C> {
         connect: impl FnOnce() -> Result<Box<C>, StoreError>,
         op: impl FnOnce(&mut C) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+        if self.waiting_to_reconnect() {
             return Err(StoreError("store down; waiting before reconnecting".into()));
         }
         if self.conn.is_none() {
@@ -640,11 +645,18 @@ impl Remote {
     }
 
     /// Sends a change at once if the writer connection is free, open and
-    /// nothing is queued; otherwise queues it for the writer thread. Never
-    /// waits for a lock or opens a connection.
+    /// nothing is queued; counts it as an error at once while the store is
+    /// down and not yet to be retried (the writer thread would fail it the
+    /// same way, perhaps only after the process has exited); otherwise
+    /// queues it for the writer thread. Never waits for a lock or opens a
+    /// connection.
     fn change(&self, job: Job) {
         if self.queued.load(Ordering::Acquire) == 0 {
             if let Ok(mut link) = self.writer.try_lock() {
+                if link.waiting_to_reconnect() {
+                    self.count_sent(&job, false);
+                    return;
+                }
                 if link.conn.is_some() && self.queued.load(Ordering::Acquire) == 0 {
                     let sent = link.run(
                         &self.health,

@@ -656,3 +656,21 @@ fn store_keys_are_prefix_version_colon_id_in_lowercase_hex() {
     let empty = crate::cache::SessionKey::new(0x0303, &[]).unwrap();
     assert_eq!(r.store_key(&empty), "t:0303:");
 }
+
+#[test]
+fn a_change_while_the_writer_waits_to_reconnect_is_an_error_at_once() {
+    let memory = Arc::new(Memory::default());
+    memory.down.store(true, Ordering::SeqCst);
+    let a = remote(&memory, K1, false);
+    // The writer thread's first connect fails; from then on, until the
+    // pause ends, a change is counted by the thread that makes it.
+    wait_for("the failed connect", || {
+        a.writer
+            .try_lock()
+            .is_ok_and(|link| link.waiting_to_reconnect())
+    });
+    let s = session(24, b"c", 300);
+    a.session_stored(&s.view().key().unwrap(), s.view());
+    assert_eq!(a.counters.errors.load(Ordering::Relaxed), 1);
+    assert_eq!(a.queued.load(Ordering::Acquire), 0, "nothing queued");
+}
