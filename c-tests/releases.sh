@@ -28,7 +28,7 @@ CC="${CC:-cc}"
 TABLE_BEGIN='<!-- compatibility table: generated from c-tests/releases.txt by c-tests/releases.sh --update-readme -->'
 TABLE_END='<!-- end of compatibility table -->'
 # The line the library says once on a release line it passes through.
-PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release line sesscache is exact on'
+PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release sesscache is exact on'
 
 die() { echo "releases.sh: $*" >&2; exit 2; }
 
@@ -63,13 +63,18 @@ while read -r kind rest; do
     esac
 done <"$MATRIX"
 
-# in_scope SCOPE I: whether SCOPE (a line, a link style or LINE/LINK) names
-# entry I.
+# in_scope SCOPE I: whether SCOPE (a line, a link style or LINE/LINK, or
+# several of those joined by commas) names entry I.
 in_scope() {
-    case "$1" in
-    "${E_LINE[$2]}" | "${E_LINK[$2]}" | "${E_LINE[$2]}/${E_LINK[$2]}") return 0 ;;
-    *) return 1 ;;
-    esac
+    local one
+    local -a scopes
+    IFS=, read -ra scopes <<<"$1"
+    for one in "${scopes[@]}"; do
+        case "$one" in
+        "${E_LINE[$2]}" | "${E_LINK[$2]}" | "${E_LINE[$2]}/${E_LINK[$2]}") return 0 ;;
+        esac
+    done
+    return 1
 }
 
 # notes_of SCOPES I: the indexes into SCOPES (the name of S_SCOPE or
@@ -87,16 +92,25 @@ notes_of() {
 skips_of() { notes_of S_SCOPE "$1"; }
 differs_of() { notes_of D_SCOPE "$1"; }
 
+# built_of I / reported_of I: entry I's LIBSSL is BUILT or BUILT:VERSION
+# (the libssl, and the OpenSSL_version_num() it is made to report).
+built_of() { echo "${E_LIBSSL[$1]%%:*}"; }
+reported_of() { case "${E_LIBSSL[$1]}" in *:*) echo "${E_LIBSSL[$1]#*:}" ;; esac; }
+
 # ---- README's table ----
 table() {
     echo '| OpenSSL | libssl linked | libssl under test | sesscache | differences from libssl (cause) |'
     echo '|---|---|---|---|---|'
     local i s d where serves diffs
     for i in "${!E_LINE[@]}"; do
-        if [ "${E_LIBSSL[$i]}" = system ]; then
+        if [ "$(built_of "$i")" = system ]; then
             where="the machine's (Debian 12)"
         else
-            where="\`c-tests/release-openssl.sh ${E_LIBSSL[$i]}\`"
+            where="\`c-tests/release-openssl.sh $(built_of "$i")\`"
+        fi
+        if [ -n "$(reported_of "$i")" ]; then
+            local v=$(($(reported_of "$i")))
+            where+=", reporting OpenSSL $((v >> 28)).$(((v >> 20) & 0xff)).$(((v >> 4) & 0xff)) (\`c-tests/reported_version.c\`)"
         fi
         diffs=""
         if [ "${E_EXPECT[$i]}" = exact ]; then
@@ -180,12 +194,13 @@ case "$LIB" in /*) ;; *) LIB="$REPO/$LIB" ;; esac
 [ -f "$LIB" ] || die "no library at $LIB (make build)"
 export SESSCACHE_LIB="$LIB"
 
-# check_entry I BUILD DIR: the libssl of entry I (in DIR, or the machine's)
-# is of the entry's line and link style, and the library decides as the
-# entry says. Prints what it found.
+# check_entry I BUILD DIR: the libssl of entry I (in DIR, or the machine's;
+# reporting the entry's version, if it names one) is of the entry's line
+# and link style, and the library decides as the entry says. Prints what
+# it found.
 check_entry() {
     local i="$1" build="$2" dir="$3" one="$2/decision/one_libssl"
-    local -a cflags=() ldflags=()
+    local -a cflags=() ldflags=() preload=()
     mkdir -p "$build/decision"
     if [ -n "$dir" ]; then
         cflags=(-I"$dir/../include" -Wno-deprecated-declarations)
@@ -193,16 +208,22 @@ check_entry() {
     fi
     "$CC" -O1 -Wall "${cflags[@]}" "$REPO/c-tests/one_libssl.c" -o "$one" "${ldflags[@]}" -lssl -lcrypto \
         || { echo "--- one_libssl does not build"; return 1; }
+    if [ -n "$(reported_of "$i")" ]; then
+        "$CC" -O1 -Wall "${cflags[@]}" -shared -fPIC -DREPORTED_VERSION="$(reported_of "$i")UL" \
+            "$REPO/c-tests/reported_version.c" -o "$build/decision/reported_version.so" \
+            || { echo "--- reported_version.c does not build"; return 1; }
+        preload=("$build/decision/reported_version.so")
+    fi
     local so
     so="$(LD_LIBRARY_PATH="$dir" ldd "$one" | awk '$1 ~ /^libssl\.so/ { print $3 }')"
     [ -f "$so" ] || { echo "--- no libssl found for $one"; return 1; }
     local symbolic=interposable
     readelf -d "$so" | grep -q SYMBOLIC && symbolic=-Bsymbolic
     local version
-    version="$(LD_LIBRARY_PATH="$dir" "$one" | sed -n 's/^OpenSSL_version_num //p')"
+    version="$(LD_LIBRARY_PATH="$dir" LD_PRELOAD="${preload[*]}" "$one" | sed -n 's/^OpenSSL_version_num //p')"
     local line
     line="$(( (version >> 28) & 0xf )).$(( (version >> 20) & 0xff ))"
-    LD_LIBRARY_PATH="$dir" LD_PRELOAD="$LIB" "$one" >"$build/decision/out" 2>"$build/decision/err" \
+    LD_LIBRARY_PATH="$dir" LD_PRELOAD="$LIB ${preload[*]}" "$one" >"$build/decision/out" 2>"$build/decision/err" \
         || { echo "--- one_libssl preloaded failed:"; cat "$build/decision/err"; return 1; }
     local decided=exact
     grep -q "$PASS_LINE" "$build/decision/err" && decided=pass-through
@@ -224,11 +245,11 @@ for i in "${selected[@]}"; do
     name="${E_LINE[$i]} ${E_LINK[$i]}"
     start=$SECONDS
     echo "== OpenSSL $name (${E_EXPECT[$i]})"
-    build="$REPO/target/c-tests-${E_LINE[$i]}-${E_LINK[$i]#-}"
+    build="$REPO/target/c-tests-${E_LINE[$i]}-${E_LINK[$i]#-}$(reported_of "$i" | sed 's/^./-as-&/')"
     dir=""
-    if [ "${E_LIBSSL[$i]}" != system ]; then
-        if ! dir="$("$REPO/c-tests/release-openssl.sh" "${E_LIBSSL[$i]}")"; then
-            results+=("FAIL $name: c-tests/release-openssl.sh ${E_LIBSSL[$i]} failed")
+    if [ "$(built_of "$i")" != system ]; then
+        if ! dir="$("$REPO/c-tests/release-openssl.sh" "$(built_of "$i")")"; then
+            results+=("FAIL $name: c-tests/release-openssl.sh $(built_of "$i") failed")
             failed=1
             continue
         fi
@@ -236,6 +257,7 @@ for i in "${selected[@]}"; do
     built=$((SECONDS - start))
     args=(--build-dir "$build")
     [ -n "$dir" ] && args+=(--libssl-dir "$dir")
+    [ -n "$(reported_of "$i")" ] && args+=(--reported-version "$(reported_of "$i")")
     if [ "${E_EXPECT[$i]}" = exact ]; then
         args+=("${VALGRIND[@]}")
         for s in $(skips_of "$i"); do args+=(--skip "${S_PROG[$s]}"); done

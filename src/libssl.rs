@@ -224,8 +224,8 @@ pub mod own_or_older {
     }
 }
 
-/// Whether the release line of an `OpenSSL_version_num()` value
-/// (`0xMNN00PP0`: major, minor, patch) is one of [`release::COVERED_RELEASE_LINES`] (and not one of its untested releases).
+/// Whether an `OpenSSL_version_num()` value (`0xMNN00PP0`: major, minor,
+/// patch) is one of [`release::SERVED_RELEASES`].
 pub fn release_line_covered(version_num: u64) -> bool {
     ReleaseBehaviour::of_covered(version_num).is_some()
 }
@@ -237,7 +237,7 @@ fn pass_through_message(version_num: u64) -> String {
         release::version_text(version_num)
     );
     format!(
-        "sesscache: the running libssl is {seen}, not a release line sesscache is exact on ({}): \
+        "sesscache: the running libssl is {seen}, not a release sesscache is exact on ({}): \
          every call passes straight through to libssl and its own session cache \
          (see \"Release lines\" in sesscache's README)",
         release::covered_text()
@@ -772,11 +772,12 @@ mod tests {
 
     #[test]
     fn the_pass_through_line_names_what_was_seen_and_what_is_covered() {
-        let line = pass_through_message(0x4000_0020);
+        let line = pass_through_message(0x4000_0010);
         assert!(
             line.starts_with(
-                "sesscache: the running libssl is OpenSSL 4.0.2 (0x40000020), \
-                 not a release line sesscache is exact on (3.0, 3.5, 3.6 before 3.6.5): "
+                "sesscache: the running libssl is OpenSSL 4.0.1 (0x40000010), \
+                 not a release sesscache is exact on (3.0, 3.5.7 and later 3.5, \
+                 3.6.3 to 3.6.4, 4.0.2 and later 4.0): "
             ),
             "{line}"
         );

@@ -96,7 +96,7 @@ if [ -n "${NGINX_LIBSSL_DIR:-}" ]; then
 fi
 
 # The line the library says once when it passes every call through.
-PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release line sesscache is exact on'
+PASS_LINE='^sesscache: the running libssl is OpenSSL [0-9.]* (0x[0-9a-f]*), not a release sesscache is exact on'
 
 cleanup_more() {
     if [ -n "${REDIS_PID:-}" ]; then

@@ -34,7 +34,7 @@
 //! does when its own removal sets it under a lock its readers do not take.
 //!
 //! Where it is used, and checked: only on the libssl release lines the
-//! differential tests cover ([`super::release::COVERED_RELEASE_LINES`]). The first
+//! differential tests cover ([`super::release::SERVED_RELEASES`]). The first
 //! [`CHECKED_STORES`] stores into sessions that were resumable are checked:
 //! the word must read 0 before and `SSL_SESSION_is_resumable()` 0 after.
 //! One that fails ends the direct stores for good (said once on stderr and
@@ -45,8 +45,8 @@
 //! default is `auto`) and `SESSCACHE_TEST_NO_MARKER_CTX=1` keep every
 //! marking with libssl. `SESSCACHE_TEST_WRONG_FLAG_OFFSET=1` makes the
 //! learnt offset one word too far, so that the tests see the check fail
-//! and the library fall back (on libssl 3.0 for x86_64, the only line the
-//! tests run, that word is the padding after the flag).
+//! and the library fall back (in the x86_64 builds the tests run, that
+//! word is the padding after the flag).
 
 use std::ffi::{OsStr, c_uint};
 use std::sync::Mutex;
@@ -74,7 +74,7 @@ const CONFIRMATIONS: u32 = 2;
 const CHECKED_STORES: u32 = 16;
 
 /// The flag is written directly only on the release lines the
-/// differential tests run against ([`super::release::COVERED_RELEASE_LINES`]);
+/// differential tests run against ([`super::release::SERVED_RELEASES`]);
 /// anywhere else, marking stays with libssl.
 fn release_line_covered(version_num: u64) -> bool {
     super::release_line_covered(version_num)
@@ -519,12 +519,14 @@ mod tests {
     }
 
     #[test]
-    fn only_covered_release_lines_write_the_flag() {
+    fn only_served_releases_write_the_flag() {
         assert!(release_line_covered(0x3000_0160)); // 3.0.22
         assert!(release_line_covered(0x3000_0000));
         assert!(!release_line_covered(0x3010_0000)); // 3.1.0
-        assert!(release_line_covered(0x3050_0050)); // 3.5.5
+        assert!(!release_line_covered(0x3050_0050)); // 3.5.5
+        assert!(release_line_covered(0x3050_0070)); // 3.5.7
         assert!(!release_line_covered(0x4000_0010)); // 4.0.1
+        assert!(release_line_covered(0x4000_0020)); // 4.0.2
         assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
     }
 

@@ -35,31 +35,69 @@ pub struct ReleaseBehaviour {
     pub removals_newest_first: bool,
 }
 
-/// The release lines (major, minor) the library reproduces exactly: those
-/// the differential tests run against, each in every link style users get.
-pub const COVERED_RELEASE_LINES: &[(u64, u64)] = &[(3, 0), (3, 5), (3, 6)];
+/// Releases of one line that the library reproduces exactly: from the
+/// first release of the line that the differential tests ran against, up
+/// to the first later one known from its sources to change what an
+/// application observes in a way the tests have not seen (if any).
+pub struct ServedReleases {
+    pub line: (u64, u64),
+    pub from_patch: u64,
+    pub before_patch: Option<u64>,
+}
 
-/// Releases of a covered line from which on its behaviour is known only
-/// from reading the sources, not from the differential tests: those pass
-/// through (3.6.5 calls the remove callbacks newest first, and the tests
-/// ran against 3.6.3 only).
-const UNTESTED_FROM: &[((u64, u64), u64)] = &[((3, 6), 5)];
+/// What the library serves; every other release passes through. Earlier
+/// releases of a line than the first tested one behave differently in
+/// places (re-adding a session, the order of removals), so they are not
+/// guessed at.
+pub const SERVED_RELEASES: &[ServedReleases] = &[
+    ServedReleases {
+        line: (3, 0),
+        from_patch: 0,
+        before_patch: None,
+    },
+    ServedReleases {
+        line: (3, 5),
+        from_patch: 7,
+        before_patch: None,
+    },
+    // 3.6.5 calls the remove callbacks newest first; the tests ran
+    // against 3.6.3.
+    ServedReleases {
+        line: (3, 6),
+        from_patch: 3,
+        before_patch: Some(5),
+    },
+    ServedReleases {
+        line: (4, 0),
+        from_patch: 2,
+        before_patch: None,
+    },
+];
 
-/// How the covered lines are named to a user: "3.6 before 3.6.5" where
-/// later releases of the line are untested.
-pub fn covered_text() -> String {
-    let named: Vec<String> = COVERED_RELEASE_LINES
-        .iter()
-        .map(|&(major, minor)| {
-            match UNTESTED_FROM
-                .iter()
-                .find(|(line, _)| *line == (major, minor))
-            {
-                Some((_, from)) => format!("{major}.{minor} before {major}.{minor}.{from}"),
-                None => format!("{major}.{minor}"),
+impl ServedReleases {
+    fn contains(&self, version_num: u64) -> bool {
+        let p = patch(version_num);
+        release_line(version_num) == self.line
+            && p >= self.from_patch
+            && self.before_patch.is_none_or(|before| p < before)
+    }
+
+    /// "3.0", "3.5.7 and later 3.5", "3.6.3 to 3.6.4".
+    fn text(&self) -> String {
+        let (major, minor) = self.line;
+        match (self.from_patch, self.before_patch) {
+            (0, None) => format!("{major}.{minor}"),
+            (from, None) => format!("{major}.{minor}.{from} and later {major}.{minor}"),
+            (from, Some(before)) => {
+                format!("{major}.{minor}.{from} to {major}.{minor}.{}", before - 1)
             }
-        })
-        .collect();
+        }
+    }
+}
+
+/// How the served releases are named to a user.
+pub fn covered_text() -> String {
+    let named: Vec<String> = SERVED_RELEASES.iter().map(ServedReleases::text).collect();
     named.join(", ")
 }
 
@@ -104,13 +142,11 @@ impl ReleaseBehaviour {
         }
     }
 
-    /// The behaviour of `version_num`, if its release line is covered.
+    /// The behaviour of `version_num`, if it is one of [`SERVED_RELEASES`].
     pub fn of_covered(version_num: u64) -> Option<ReleaseBehaviour> {
-        let line = release_line(version_num);
-        let untested = UNTESTED_FROM
+        SERVED_RELEASES
             .iter()
-            .any(|&(l, from)| l == line && patch(version_num) >= from);
-        (COVERED_RELEASE_LINES.contains(&line) && !untested)
+            .any(|served| served.contains(version_num))
             .then(|| ReleaseBehaviour::of_release(version_num))
     }
 
@@ -192,21 +228,35 @@ mod tests {
     }
 
     #[test]
-    fn only_covered_lines_get_a_behaviour() {
-        assert!(ReleaseBehaviour::of_covered(V3_0_19).is_some());
-        assert!(ReleaseBehaviour::of_covered(V3_0_22).is_some());
-        assert!(ReleaseBehaviour::of_covered(0x3010_0000).is_none()); // 3.1.0
-        assert!(ReleaseBehaviour::of_covered(0x1010_117f).is_none()); // 1.1.1w
-        assert!(ReleaseBehaviour::of_covered(V3_6_3).is_some());
-        assert!(ReleaseBehaviour::of_covered(V3_6_5).is_none());
-        for v in [V3_0_19, V3_3_0, V3_5_7, V3_6_3, V4_0_2] {
-            assert_eq!(
-                ReleaseBehaviour::of_covered(v).is_some(),
-                COVERED_RELEASE_LINES.contains(&release_line(v)),
-                "{}",
-                version_text(v)
+    fn only_served_releases_get_a_behaviour() {
+        let served = |v| ReleaseBehaviour::of_covered(v).is_some();
+        for v in [V3_0_19, V3_0_22, V3_5_7, 0x3050_0080, V3_6_3, 0x3060_0040] {
+            assert!(served(v), "{}", version_text(v));
+        }
+        for v in [V4_0_2, 0x4000_0030] {
+            assert!(served(v), "{}", version_text(v));
+            assert!(
+                ReleaseBehaviour::of_covered(v)
+                    .unwrap()
+                    .removals_newest_first
             );
         }
+        let untested = [
+            0x3010_0000,
+            0x1010_117f,
+            V3_3_0,
+            V3_4_1,
+            V3_5_5,
+            V3_6_5,
+            V4_0_1,
+        ];
+        for v in untested {
+            assert!(!served(v), "{}", version_text(v));
+        }
+        assert_eq!(
+            covered_text(),
+            "3.0, 3.5.7 and later 3.5, 3.6.3 to 3.6.4, 4.0.2 and later 4.0"
+        );
         assert_eq!(version_text(V3_5_7), "3.5.7");
     }
 
