@@ -226,8 +226,8 @@ pub mod own_or_older {
 
 /// Whether an `OpenSSL_version_num()` value (`0xMNN00PP0`: major, minor,
 /// patch) is one of [`release::SERVED_RELEASES`].
-pub fn release_line_covered(version_num: u64) -> bool {
-    ReleaseBehaviour::of_covered(version_num).is_some()
+pub fn release_served(version_num: u64) -> bool {
+    ReleaseBehaviour::of_served(version_num).is_some()
 }
 
 /// The line said on stderr when the running libssl is not covered.
@@ -272,7 +272,7 @@ fn behaviour() -> Option<ReleaseBehaviour> {
     // Not decided while libcrypto is not loaded yet (it may come later
     // through dlopen): until then there is no libssl to serve or pass to.
     let v = sys::openssl_version_num()?;
-    let decided = ReleaseBehaviour::of_covered(v);
+    let decided = ReleaseBehaviour::of_served(v);
     if DECIDED.set(decided).is_ok() {
         // Called from every export, outside their boundary: saying it must
         // not unwind into C.
@@ -789,6 +789,6 @@ mod tests {
     fn the_test_process_libssl_is_served() {
         // The test binary runs on the machine's libssl, a covered line.
         let v = sys::openssl_version_num().expect("libcrypto is loaded");
-        assert_eq!(serving(), release_line_covered(v));
+        assert_eq!(serving(), release_served(v));
     }
 }

@@ -33,10 +33,11 @@
 //! is atomic on our side; libssl reads the flag with a plain load, as it
 //! does when its own removal sets it under a lock its readers do not take.
 //!
-//! Where it is used, and checked: only on the libssl release lines the
-//! differential tests cover ([`super::release::SERVED_RELEASES`]). The first
-//! [`CHECKED_STORES`] stores into sessions that were resumable are checked:
-//! the word must read 0 before and `SSL_SESSION_is_resumable()` 0 after.
+//! Where it is used, and checked: only on the libssl releases the library
+//! serves ([`super::release::SERVED_RELEASES`], those the differential
+//! tests cover). The first [`CHECKED_STORES`] stores into sessions that
+//! were resumable are checked: the word must read 0 before and
+//! `SSL_SESSION_is_resumable()` 0 after.
 //! One that fails ends the direct stores for good (said once on stderr and
 //! in the stats file); that session and every later one are marked through
 //! libssl.
@@ -54,7 +55,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering}
 
 use once_cell::sync::Lazy;
 
-use super::{SSL_SESSION_get0_id_context, Session};
+use super::{SSL_SESSION_get0_id_context, Session, release_served};
 
 /// Bytes of the session watched after its session-ID context.
 const WINDOW: usize = 32;
@@ -72,13 +73,6 @@ const CONFIRMATIONS: u32 = 2;
 /// Direct stores into resumable sessions checked before the rest go
 /// unchecked.
 const CHECKED_STORES: u32 = 16;
-
-/// The flag is written directly only on the release lines the
-/// differential tests run against ([`super::release::SERVED_RELEASES`]);
-/// anywhere else, marking stays with libssl.
-fn release_line_covered(version_num: u64) -> bool {
-    super::release_line_covered(version_num)
-}
 
 /// `SESSCACHE_NOT_RESUMABLE_MARKING`: whether the flag may be written
 /// directly (`auto`, the default) or marking stays with libssl (`libssl`).
@@ -247,7 +241,7 @@ static LEARNER: Lazy<Mutex<Learner>> = Lazy::new(|| {
         false
     });
     let version = super::sys::openssl_version_num().unwrap_or(0);
-    if !allowed || !release_line_covered(version) || set("SESSCACHE_TEST_NO_MARKER_CTX") {
+    if !allowed || !release_served(version) || set("SESSCACHE_TEST_NO_MARKER_CTX") {
         learner.over = true;
         LEARNING_OVER.store(true, Ordering::Relaxed);
     }
@@ -520,14 +514,14 @@ mod tests {
 
     #[test]
     fn only_served_releases_write_the_flag() {
-        assert!(release_line_covered(0x3000_0160)); // 3.0.22
-        assert!(release_line_covered(0x3000_0000));
-        assert!(!release_line_covered(0x3010_0000)); // 3.1.0
-        assert!(!release_line_covered(0x3050_0050)); // 3.5.5
-        assert!(release_line_covered(0x3050_0070)); // 3.5.7
-        assert!(!release_line_covered(0x4000_0010)); // 4.0.1
-        assert!(release_line_covered(0x4000_0020)); // 4.0.2
-        assert!(!release_line_covered(0x1010_117f)); // 1.1.1w
+        assert!(release_served(0x3000_0160)); // 3.0.22
+        assert!(release_served(0x3000_0000));
+        assert!(!release_served(0x3010_0000)); // 3.1.0
+        assert!(!release_served(0x3050_0050)); // 3.5.5
+        assert!(release_served(0x3050_0070)); // 3.5.7
+        assert!(!release_served(0x4000_0010)); // 4.0.1
+        assert!(release_served(0x4000_0020)); // 4.0.2
+        assert!(!release_served(0x1010_117f)); // 1.1.1w
     }
 
     #[test]

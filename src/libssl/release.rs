@@ -126,7 +126,7 @@ impl ReleaseBehaviour {
     };
 
     /// The behaviour of libssl release `version_num`, whatever its line;
-    /// [`ReleaseBehaviour::of_covered`] is the one the library acts on.
+    /// [`ReleaseBehaviour::of_served`] is the one the library acts on.
     fn of_release(version_num: u64) -> ReleaseBehaviour {
         let line = release_line(version_num);
         ReleaseBehaviour {
@@ -143,7 +143,7 @@ impl ReleaseBehaviour {
     }
 
     /// The behaviour of `version_num`, if it is one of [`SERVED_RELEASES`].
-    pub fn of_covered(version_num: u64) -> Option<ReleaseBehaviour> {
+    pub fn of_served(version_num: u64) -> Option<ReleaseBehaviour> {
         SERVED_RELEASES
             .iter()
             .any(|served| served.contains(version_num))
@@ -229,14 +229,14 @@ mod tests {
 
     #[test]
     fn only_served_releases_get_a_behaviour() {
-        let served = |v| ReleaseBehaviour::of_covered(v).is_some();
+        let served = |v| ReleaseBehaviour::of_served(v).is_some();
         for v in [V3_0_19, V3_0_22, V3_5_7, 0x3050_0080, V3_6_3, 0x3060_0040] {
             assert!(served(v), "{}", version_text(v));
         }
         for v in [V4_0_2, 0x4000_0030] {
             assert!(served(v), "{}", version_text(v));
             assert!(
-                ReleaseBehaviour::of_covered(v)
+                ReleaseBehaviour::of_served(v)
                     .unwrap()
                     .removals_newest_first
             );
