@@ -36,6 +36,7 @@ die() { echo "releases.sh: $*" >&2; exit 2; }
 E_LINE=() E_LINK=() E_LIBSSL=() E_EXPECT=()
 S_SCOPE=() S_PROG=() S_CAUSE=()
 D_SCOPE=() D_CAUSE=()
+P_SCOPE=() P_PROG=() P_CAUSE=()
 n=0
 while read -r kind rest; do
     n=$((n + 1))
@@ -53,6 +54,12 @@ while read -r kind rest; do
         [ -n "$cause" ] || die "$MATRIX:$n: skip SCOPE PROGRAM CAUSE"
         [ -f "$REPO/c-tests/$prog.c" ] || die "$MATRIX:$n: no program c-tests/$prog.c"
         S_SCOPE+=("$scope") S_PROG+=("$prog") S_CAUSE+=("$cause")
+        ;;
+    plain-reference)
+        read -r scope prog cause <<<"$rest"
+        [ -n "$cause" ] || die "$MATRIX:$n: plain-reference SCOPE PROGRAM CAUSE"
+        [ -f "$REPO/c-tests/$prog.c" ] || die "$MATRIX:$n: no program c-tests/$prog.c"
+        P_SCOPE+=("$scope") P_PROG+=("$prog") P_CAUSE+=("$cause")
         ;;
     differs)
         read -r scope cause <<<"$rest"
@@ -77,9 +84,9 @@ in_scope() {
     return 1
 }
 
-# notes_of SCOPES I: the indexes into SCOPES (the name of S_SCOPE or
-# D_SCOPE: the skips or the documented differences) whose scope takes in
-# entry I; none for a pass-through entry.
+# notes_of SCOPES I: the indexes into SCOPES (the name of S_SCOPE, P_SCOPE
+# or D_SCOPE: the skips, the plain references or the documented
+# differences) whose scope takes in entry I; none for a pass-through entry.
 notes_of() {
     [ "${E_EXPECT[$2]}" = exact ] || return 0
     local -n scopes="$1"
@@ -90,6 +97,7 @@ notes_of() {
     return 0
 }
 skips_of() { notes_of S_SCOPE "$1"; }
+plain_references_of() { notes_of P_SCOPE "$1"; }
 differs_of() { notes_of D_SCOPE "$1"; }
 
 # built_of I / reported_of I: entry I's LIBSSL is BUILT or BUILT:VERSION
@@ -184,7 +192,7 @@ done
 
 if [ "$LIST" = 1 ]; then
     for i in "${selected[@]}"; do
-        echo "${E_LINE[$i]} ${E_LINK[$i]} ${E_LIBSSL[$i]} ${E_EXPECT[$i]}$(for s in $(skips_of "$i"); do printf ' skip=%s' "${S_PROG[$s]}"; done)"
+        echo "${E_LINE[$i]} ${E_LINK[$i]} ${E_LIBSSL[$i]} ${E_EXPECT[$i]}$(for s in $(skips_of "$i"); do printf ' skip=%s' "${S_PROG[$s]}"; done)$(for r in $(plain_references_of "$i"); do printf ' plain-reference=%s' "${P_PROG[$r]}"; done)"
     done
     exit 0
 fi
@@ -261,6 +269,7 @@ for i in "${selected[@]}"; do
     if [ "${E_EXPECT[$i]}" = exact ]; then
         args+=("${VALGRIND[@]}")
         for s in $(skips_of "$i"); do args+=(--skip "${S_PROG[$s]}"); done
+        for r in $(plain_references_of "$i"); do args+=(--plain-reference "${P_PROG[$r]}"); done
     else
         args+=(--pass-through)
     fi

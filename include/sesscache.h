@@ -72,6 +72,11 @@ int SSL_CTX_add_session(SSL_CTX *ctx, SSL_SESSION *session);
 // session was removed from the cache.
 int SSL_CTX_remove_session(SSL_CTX *ctx, SSL_SESSION *session);
 
+// libssl's `SSL_CTX_free`: drops a reference to the ctx; the last one
+// removes every cached session through the remove callback, then frees
+// the ctx's ex_data and the ctx.
+void SSL_CTX_free(SSL_CTX *ctx);
+
 // libssl's `SSL_CTX_flush_sessions`: removes every session expired at time
 // `t` (a session expires when `t > time + timeout`), or every session when
 // `t` is 0, calling the remove callback for each.

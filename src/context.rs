@@ -63,6 +63,7 @@ pub use connection::{
 };
 pub use ctrl::ctrl;
 pub use marking::marking_not_resumable;
+pub use parking::freeing;
 pub use registry::{attach, release_state, session_times_changed, session_version_changed};
 pub use state::CtxState;
 pub use state_cache::{forget_state_of, state_of};

@@ -51,6 +51,7 @@ macro_rules! exports_have_libssl_types {
 exports_have_libssl_types! {
     SSL_CTX_new,
     SSL_CTX_new_ex,
+    SSL_CTX_free,
     SSL_CTX_ctrl,
     SSL_CTX_remove_session,
     SSL_CTX_flush_sessions,
@@ -266,6 +267,15 @@ pub unsafe extern "C" fn SSL_CTX_remove_session(
             CtxState::remove,
         )
     }
+}
+
+/// libssl's `SSL_CTX_free`: drops a reference to the ctx; the last one
+/// removes every cached session through the remove callback, then frees
+/// the ctx's ex_data and the ctx.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_CTX_free(ctx: *mut SSL_CTX) {
+    // SAFETY: the caller's ctx (or NULL, which libssl accepts), as received.
+    unsafe { export((), own::SSL_CTX_free(ctx)).libssl_during(|| context::freeing(ctx)) }
 }
 
 /// libssl's `SSL_CTX_flush_sessions`: removes every session expired at time

@@ -148,6 +148,7 @@ macro_rules! real_functions {
 real_functions! {
     SSL_CTX_new(meth: *const SSL_METHOD) -> *mut SSL_CTX;
     SSL_CTX_new_ex(libctx: *mut OSSL_LIB_CTX, propq: *const c_char, meth: *const SSL_METHOD) -> *mut SSL_CTX;
+    SSL_CTX_free(ctx: *mut SSL_CTX);
     SSL_CTX_ctrl(ctx: *mut SSL_CTX, cmd: c_int, larg: c_long, parg: *mut c_void) -> c_long;
     SSL_CTX_remove_session(ctx: *mut SSL_CTX, sess: *mut SSL_SESSION) -> c_int;
     SSL_CTX_flush_sessions(ctx: *mut SSL_CTX, t: c_long);

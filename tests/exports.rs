@@ -1,6 +1,7 @@
 //! The built library exports exactly the libssl functions of its list
 //! (`sesscache::INTERPOSED`) and its own `sesscache_*` functions, the
-//! header declares the same, and the library names no libssl or libcrypto
+//! header declares the same, the man page names them, and the library
+//! names no libssl or libcrypto
 //! among its NEEDED entries (it finds them at run time, so that a process
 //! on another soname never gets a second libssl).
 //!
@@ -117,6 +118,26 @@ fn header_declares_the_list() {
         .collect();
     let listed: BTreeSet<&str> = sesscache::INTERPOSED.iter().copied().collect();
     assert_eq!(libssl_declared, listed);
+}
+
+#[test]
+fn man_page_names_the_list() {
+    let page = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("c-tests/install/sesscache.7"),
+    )
+    .expect("c-tests/install/sesscache.7");
+    // Each export is named on a line of its own: `.BR NAME ,` or `.B NAME`.
+    let named: BTreeSet<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix(".BR ").or_else(|| l.strip_prefix(".B ")))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let missing: Vec<&str> = sesscache::INTERPOSED
+        .iter()
+        .copied()
+        .filter(|name| !named.contains(name))
+        .collect();
+    assert!(missing.is_empty(), "sesscache.7 does not name {missing:?}");
 }
 
 #[test]

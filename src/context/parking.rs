@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use openssl_sys::SSL_SESSION;
+use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use super::marking::remove_on_app_ctx;
 use super::registry::{caches_alive, with_states};
@@ -21,6 +21,37 @@ thread_local! {
 
 pub fn parking() -> bool {
     PARKING.with(|p| p.get())
+}
+
+thread_local! {
+    /// The ctx this thread frees through our `SSL_CTX_free` export (null:
+    /// none).
+    static FREEING: Cell<*mut SSL_CTX> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// While alive, this thread is in `SSL_CTX_free` of its ctx: libssl's own
+/// flush there removes the sessions parked in its table before our ex_data
+/// goes, and those are then left for our flush ([`CtxState::removed_by_libssl`]).
+pub struct Freeing {
+    before: *mut SSL_CTX,
+}
+
+/// See [`Freeing`].
+pub fn freeing(ctx: *mut SSL_CTX) -> Freeing {
+    Freeing {
+        before: FREEING.with(|f| f.replace(ctx)),
+    }
+}
+
+impl Drop for Freeing {
+    fn drop(&mut self) {
+        FREEING.with(|f| f.set(self.before));
+    }
+}
+
+/// Whether this thread is in `SSL_CTX_free(ctx)`.
+pub(super) fn being_freed_here(ctx: *mut SSL_CTX) -> bool {
+    !ctx.is_null() && FREEING.with(|f| f.get()) == ctx
 }
 
 /// A parking in progress ([`CtxState::begin_parking`]): holds `park_lock`

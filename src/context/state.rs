@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use openssl_sys::{SSL_CTX, SSL_SESSION};
 
 use super::marking::mark_not_resumable;
+use super::parking::being_freed_here;
 use super::probe::internal_calls_reach_us;
 use super::rules::{self, NewSessionFacts, auto_flush_due, libssl_caches_new_session};
 use super::{SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER, SESS_CACHE_UPDATE_TIME};
@@ -263,6 +264,19 @@ impl CtxState {
     /// it not resumable.
     pub fn removed_by_libssl(&self, sess: Session) {
         let ctx = self.own_ctx();
+        // libssl's flush in the `SSL_CTX_free` that frees this ctx: a
+        // session parked here is still in our cache, and leaves with the
+        // others when our ex_data goes right after, in libssl's order.
+        if being_freed_here(ctx) {
+            if let Some(key) = sess.key() {
+                if self
+                    .cache
+                    .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
+                {
+                    return;
+                }
+            }
+        }
         let removed = sess.key().and_then(|key| self.cache.remove(&key));
         if removed.is_none() {
             self.park_where_else_cached(sess);

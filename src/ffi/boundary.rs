@@ -179,6 +179,22 @@ impl<R: Copy, L: FnOnce(&Real) -> R> Export<R, L> {
         (this.libssl)(real)
     }
 
+    /// libssl's own function, called while the value `during` makes is
+    /// alive (a guard of ours that its drop takes back).
+    pub(crate) fn libssl_during<G>(self, during: impl FnOnce() -> G) -> R {
+        let this = match self.passed_through() {
+            Ok(answer) => return answer,
+            Err(this) => this,
+        };
+        let Some(real) = libssl::real() else {
+            return this.fallback;
+        };
+        let guard = boundary(None, || Some(during()));
+        let answer = (this.libssl)(real);
+        drop(guard);
+        answer
+    }
+
     /// libssl's own answer on a release line passed through, else `ours`.
     pub(crate) fn unless_passed_through(self, ours: impl FnOnce() -> R) -> R {
         self.passed_through().unwrap_or_else(|_| ours())
