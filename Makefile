@@ -108,6 +108,8 @@ lint:
 	@for f in tests/*.rs; do grep -q "^path = \"$$f\"" Cargo.toml \
 	  || { echo "$$f has no [[test]] or [[bench]] entry in Cargo.toml: cargo never runs it"; exit 1; }; done
 	c-tests/releases.sh --check-readme
+	@for f in c-tests/t_*.c; do p="$$(basename $$f .c)"; grep -q "^| \`$$p\` |" README.md \
+	  || { echo "$$f has no row in README's table of programs"; exit 1; }; done
 
 test-rust: build
 	$(CARGO) test --release
