@@ -279,17 +279,23 @@ void common_cleanup(void)
 
 static const unsigned char SID_CTX[] = "sesscache-test";
 
+void use_server_identity(SSL_CTX *ctx)
+{
+    ctx_label(ctx);
+    if (!SSL_CTX_use_certificate(ctx, g_cert)
+        || !SSL_CTX_use_PrivateKey(ctx, g_key)
+        || !SSL_CTX_set_session_id_context(ctx, SID_CTX, sizeof(SID_CTX) - 1))
+        setup_failed("configuring the server identity");
+}
+
 SSL_CTX *new_server_ctx(int min_ver, int max_ver)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
     if (ctx == NULL)
         setup_failed("SSL_CTX_new(server)");
-    ctx_label(ctx);
-    if (!SSL_CTX_use_certificate(ctx, g_cert)
-        || !SSL_CTX_use_PrivateKey(ctx, g_key)
-        || !SSL_CTX_set_session_id_context(ctx, SID_CTX, sizeof(SID_CTX) - 1)
-        || (min_ver && !SSL_CTX_set_min_proto_version(ctx, min_ver))
+    use_server_identity(ctx);
+    if ((min_ver && !SSL_CTX_set_min_proto_version(ctx, min_ver))
         || (max_ver && !SSL_CTX_set_max_proto_version(ctx, max_ver)))
         setup_failed("configuring the server ctx");
     return ctx;

@@ -56,6 +56,9 @@ void label_counters(long *labelled, long *freed, long *freed_unlabelled);
 
 /* Context construction (min/max: e.g. TLS1_2_VERSION; 0 = no limit). */
 SSL_CTX *new_server_ctx(int min_ver, int max_ver);
+/* Labels a server ctx (of any method) and gives it the test certificate,
+ * key and session ID context. Exits with status 2 on failure. */
+void use_server_identity(SSL_CTX *ctx);
 SSL_CTX *new_client_ctx(int min_ver, int max_ver);
 /* A server ctx for cache-API tests: callbacks reset, remove callback 'A'
  * installed (new and get callbacks off). */

@@ -583,9 +583,21 @@ impl Connection {
         self.0.as_ptr()
     }
 
+    /// The protocol version its sessions are cached under: a QUIC
+    /// connection's TLS is 1.3 (`SSL_version` gives the QUIC version).
     pub fn version(self) -> c_int {
+        if self.is_quic() {
+            return TLS1_3_VERSION;
+        }
         // SAFETY: live connection.
         unsafe { sys::SSL_version(self.as_ptr()) }
+    }
+
+    /// A QUIC connection object, which OpenSSL 3.5 and later pass to the
+    /// callbacks in place of the TLS connection inside it.
+    pub fn is_quic(self) -> bool {
+        // SAFETY: live connection.
+        unsafe { sys::ssl_is_quic(self.as_ptr()) }
     }
 
     /// libssl's `SSL_IS_TLS13`.
@@ -601,7 +613,15 @@ impl Connection {
         unsafe { SSL_is_server(self.as_ptr()) == 1 }
     }
 
+    /// The options libssl's session cache reads. A QUIC connection's
+    /// `SSL_get_options` takes the QUIC lock, which libssl holds while it
+    /// calls the callbacks: its TLS connection has its ctx's options (it
+    /// takes them when it is made, and a server gets the object only then).
     pub fn options(self) -> u64 {
+        if self.is_quic() {
+            // SAFETY: live connection, and the ctx it holds.
+            return unsafe { sys::SSL_CTX_get_options(self.current_ctx()) };
+        }
         // SAFETY: live connection.
         unsafe { SSL_get_options(self.as_ptr()) }
     }

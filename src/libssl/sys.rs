@@ -98,6 +98,7 @@ resolved! {
     SSL_is_server(ssl: *const SSL) -> c_int = 0;
     SSL_get_max_early_data(ssl: *const SSL) -> u32 = 0;
     SSL_get_SSL_CTX(ssl: *const SSL) -> *mut SSL_CTX = null_mut();
+    SSL_CTX_get_options(ctx: *const SSL_CTX) -> u64 = 0;
     SSL_get_ex_data(ssl: *const SSL, idx: c_int) -> *mut c_void = null_mut();
     SSL_set_ex_data(ssl: *mut SSL, idx: c_int, data: *mut c_void) -> c_int = 0;
     SSL_CTX_get_ex_data(ctx: *const SSL_CTX, idx: c_int) -> *mut c_void = null_mut();
@@ -162,6 +163,25 @@ unsafe fn wipe(ptr: *mut c_void, len: usize) {
         // SAFETY: within the caller's buffer.
         unsafe { std::ptr::write_volatile(p.add(i), 0) };
     }
+}
+
+/// libssl's `SSL_is_quic` (3.2 and later; without it there is no QUIC
+/// object): whether `ssl` is a QUIC connection or stream object. Looked up
+/// once, from a callback or export that has a connection, so libssl is
+/// loaded by then.
+///
+/// # Safety
+/// `ssl` is a live `SSL`.
+pub unsafe fn ssl_is_quic(ssl: *const SSL) -> bool {
+    static FOUND: OnceCell<Option<usize>> = OnceCell::new();
+    let Some(addr) = *FOUND.get_or_init(|| lookup(b"SSL_is_quic\0").map(|p| p as usize)) else {
+        return false;
+    };
+    // SAFETY: libssl's `int SSL_is_quic(const SSL *)`, found above.
+    let f =
+        unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(*const SSL) -> c_int>(addr) };
+    // SAFETY: per the contract; it reads the object's type only.
+    unsafe { f(ssl) == 1 }
 }
 
 /// `OpenSSL_version_num()` of the libcrypto the process has loaded, looked
