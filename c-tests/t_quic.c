@@ -127,6 +127,9 @@ static void *serve(void *arg)
         char buf[64];
         size_t got, n = 0;
         int ret;
+        SSL_SESSION *own;
+        const unsigned char *id;
+        unsigned int id_len = 0;
 
         CHECK_SETUP(conn != NULL);
         got = read_to_fin(conn, buf, sizeof buf);
@@ -136,9 +139,17 @@ static void *serve(void *arg)
         while ((ret = SSL_shutdown_ex(conn, SSL_SHUTDOWN_FLAG_WAIT_PEER, NULL, 0)) == 0)
             ;
         CHECK_SETUP(ret == 1);
+        own = SSL_get0_session(conn);
+        CHECK_SETUP(own != NULL);
+        id = SSL_SESSION_get_id(own, &id_len);
+        /* Both on the QUIC object: the lookup reaches the TLS connection
+         * inside it; a ctx switch is refused (NULL). */
         snprintf(server_lines[i], sizeof server_lines[i],
-                 "  server: read=%zu reused=%d connection_object=%d\n", got,
-                 SSL_session_reused(conn), SSL_is_connection(conn));
+                 "  server: read=%zu reused=%d connection_object=%d"
+                 " has_matching_session_id=%d set_SSL_CTX=%s\n", got,
+                 SSL_session_reused(conn), SSL_is_connection(conn),
+                 SSL_has_matching_session_id(conn, id, id_len),
+                 SSL_set_SSL_CTX(conn, server_ctx) != NULL ? "ctx" : "NULL");
         SSL_free(conn);
         sem_post(&connection_done);
     }
