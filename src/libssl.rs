@@ -62,6 +62,8 @@ const CRYPTO_EX_INDEX_SSL_CTX: c_int = 1;
 
 pub const TLS1_3_VERSION: c_int = 0x0304;
 pub const TLS_ANY_VERSION: c_int = 0x10000;
+/// What `SSL_version` gives for a QUIC object (`<openssl/prov_ssl.h>`).
+pub const OSSL_QUIC1_VERSION: c_int = 0x0000_0001;
 pub const SSL_OP_NO_TICKET: u64 = 1 << 14;
 pub const SSL_OP_NO_ANTI_REPLAY: u64 = 1 << 24;
 
@@ -586,18 +588,22 @@ impl Connection {
     /// The protocol version its sessions are cached under: a QUIC
     /// connection's TLS is 1.3 (`SSL_version` gives the QUIC version).
     pub fn version(self) -> c_int {
-        if self.is_quic() {
-            return TLS1_3_VERSION;
+        match self.libssl_version() {
+            OSSL_QUIC1_VERSION => TLS1_3_VERSION,
+            v => v,
         }
-        // SAFETY: live connection.
-        unsafe { sys::SSL_version(self.as_ptr()) }
     }
 
     /// A QUIC connection object, which OpenSSL 3.5 and later pass to the
-    /// callbacks in place of the TLS connection inside it.
+    /// callbacks in place of the TLS connection inside it: `SSL_version`
+    /// gives QUIC's version for it, and only for QUIC objects.
     pub fn is_quic(self) -> bool {
+        self.libssl_version() == OSSL_QUIC1_VERSION
+    }
+
+    fn libssl_version(self) -> c_int {
         // SAFETY: live connection.
-        unsafe { sys::ssl_is_quic(self.as_ptr()) }
+        unsafe { sys::SSL_version(self.as_ptr()) }
     }
 
     /// libssl's `SSL_IS_TLS13`.

@@ -13,7 +13,7 @@ use super::parking::being_freed_here;
 use super::probe::internal_calls_reach_us;
 use super::rules::{self, NewSessionFacts, auto_flush_due, libssl_caches_new_session};
 use super::{SESS_CACHE_NO_INTERNAL_STORE, SESS_CACHE_SERVER, SESS_CACHE_UPDATE_TIME};
-use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKeyRef};
+use crate::cache::{DEFAULT_CAPACITY, Evicted, SessionCache, SessionKey, SessionKeyRef};
 use crate::diag::{self, Event};
 use crate::libssl::{
     self, Connection, Ctx, GetSessionCb, NewSessionCb, RemoveSessionCb, Session, SessionRef,
@@ -267,17 +267,15 @@ impl CtxState {
         // libssl's flush in the `SSL_CTX_free` that frees this ctx: a
         // session parked here is still in our cache, and leaves with the
         // others when our ex_data goes right after, in libssl's order.
-        if being_freed_here(ctx) {
-            if let Some(key) = sess.key() {
-                if self
-                    .cache
-                    .contains_where(&key, |s| s.as_ptr() == sess.as_ptr())
-                {
-                    return;
-                }
-            }
+        let key = sess.key();
+        let held_here = |key: &SessionKey| {
+            self.cache
+                .contains_where(key, |s| s.as_ptr() == sess.as_ptr())
+        };
+        if being_freed_here(ctx) && key.as_ref().is_some_and(held_here) {
+            return;
         }
-        let removed = sess.key().and_then(|key| self.cache.remove(&key));
+        let removed = key.and_then(|key| self.cache.remove(&key));
         if removed.is_none() {
             self.park_where_else_cached(sess);
         }

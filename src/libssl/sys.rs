@@ -165,25 +165,6 @@ unsafe fn wipe(ptr: *mut c_void, len: usize) {
     }
 }
 
-/// libssl's `SSL_is_quic` (3.2 and later; without it there is no QUIC
-/// object): whether `ssl` is a QUIC connection or stream object. Looked up
-/// once, from a callback or export that has a connection, so libssl is
-/// loaded by then.
-///
-/// # Safety
-/// `ssl` is a live `SSL`.
-pub unsafe fn ssl_is_quic(ssl: *const SSL) -> bool {
-    static FOUND: OnceCell<Option<usize>> = OnceCell::new();
-    let Some(addr) = *FOUND.get_or_init(|| lookup(b"SSL_is_quic\0").map(|p| p as usize)) else {
-        return false;
-    };
-    // SAFETY: libssl's `int SSL_is_quic(const SSL *)`, found above.
-    let f =
-        unsafe { std::mem::transmute::<usize, unsafe extern "C" fn(*const SSL) -> c_int>(addr) };
-    // SAFETY: per the contract; it reads the object's type only.
-    unsafe { f(ssl) == 1 }
-}
-
 /// `OpenSSL_version_num()` of the libcrypto the process has loaded, looked
 /// up on its own: the release line decides everything else.
 pub fn openssl_version_num() -> Option<u64> {
