@@ -465,8 +465,8 @@ impl<S> Shard<S> {
     /// entry only after a rehash when the removal left a tombstone, and
     /// above half full it rehashes only by doubling the table: under steady
     /// removals and inserts (TLS 1.3 single-use tickets remove one session
-    /// per resumption) the tables of 100k sessions doubled while the number
-    /// of sessions stayed the same, 33 bytes more per session. A table that
+    /// per resumption) a table would keep doubling while the number of
+    /// sessions stayed the same. A table that
     /// runs out of room because of tombstones is rebuilt at its own size
     /// instead, which clears them; one that is really full grows.
     fn make_room(&mut self, hash_of: impl Fn(&Entry<S>) -> u64) {

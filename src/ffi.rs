@@ -377,10 +377,8 @@ pub unsafe extern "C" fn SSL_CTX_set_session_id_context(
             0,
             own::SSL_CTX_set_session_id_context(ctx, sid_ctx, sid_ctx_len),
         )
-        .libssl_then(!ctx.is_null(), |ret| {
-            if let (1, Some(state)) = (ret, context::state_of(ctx)) {
-                state.set_sid_ctx(bytes(sid_ctx, sid_ctx_len))
-            }
+        .libssl_then_on_success(!ctx.is_null(), || {
+            context::state_of(ctx).map_or((), |s| s.set_sid_ctx(bytes(sid_ctx, sid_ctx_len)))
         })
     }
 }
@@ -400,10 +398,10 @@ pub unsafe extern "C" fn SSL_set_session_id_context(
             0,
             own::SSL_set_session_id_context(ssl, sid_ctx, sid_ctx_len),
         )
-        .libssl_then(!ssl.is_null(), |ret| {
-            if let (1, Some(conn)) = (ret, Connection::from_ptr(ssl)) {
-                context::remember_connection_sid_ctx(conn, bytes(sid_ctx, sid_ctx_len))
-            }
+        .libssl_then_on_success(!ssl.is_null(), || {
+            Connection::from_ptr(ssl).map_or((), |c| {
+                context::remember_connection_sid_ctx(c, bytes(sid_ctx, sid_ctx_len))
+            })
         })
     }
 }
@@ -484,4 +482,65 @@ unsafe fn counter(name: *const c_char, value: *mut u64) -> c_int {
 unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a std::ffi::CStr> {
     // SAFETY: per the contract.
     (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::CTRL_SESS_NUMBER;
+    use crate::libssl::{real, tls_method};
+
+    unsafe extern "C" {
+        fn SSL_SESSION_new() -> *mut SSL_SESSION;
+        fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, id: *const c_uchar, len: c_uint) -> c_int;
+    }
+
+    unsafe extern "C" fn keep_session(_: *mut SSL, _: *mut SSL_SESSION) -> c_int {
+        0
+    }
+
+    /// A ctx that this library did not set up (made by libssl's own
+    /// `SSL_CTX_new_ex`, which never reaches our export) keeps libssl's own
+    /// callbacks and cache through every kind of export.
+    #[test]
+    fn a_ctx_without_state_is_served_by_libssl() {
+        let real = real().expect("the test binary links libssl");
+        // SAFETY: libssl's own ctx creation with a static method; the ctx
+        // and session are freed below, and every call gets live pointers.
+        unsafe {
+            let ctx =
+                own::SSL_CTX_new_ex(std::ptr::null_mut(), std::ptr::null(), tls_method())(real);
+            assert!(!ctx.is_null());
+            assert!(context::state_of(ctx).is_none());
+
+            SSL_CTX_sess_set_new_cb(ctx, Some(keep_session));
+            let address = |cb: NewSessionCb| cb.map(|f| f as usize);
+            let kept = address(Some(keep_session));
+            assert_eq!(address(SSL_CTX_sess_get_new_cb(ctx)), kept);
+            let in_libssl = own::SSL_CTX_sess_get_new_cb(ctx)(real);
+            assert_eq!(address(in_libssl), kept, "stored in libssl's ctx");
+
+            let session = SSL_SESSION_new();
+            let id = [7u8; 32];
+            assert_eq!(SSL_SESSION_set1_id(session, id.as_ptr(), 32), 1);
+            assert_eq!(SSL_CTX_add_session(ctx, session), 1);
+            assert_eq!(
+                SSL_CTX_add_session(ctx, session),
+                0,
+                "already in libssl's table"
+            );
+            assert_eq!(
+                SSL_CTX_ctrl(ctx, CTRL_SESS_NUMBER, 0, std::ptr::null_mut()),
+                1
+            );
+            assert_eq!(SSL_CTX_remove_session(ctx, session), 1);
+            assert_eq!(
+                SSL_CTX_ctrl(ctx, CTRL_SESS_NUMBER, 0, std::ptr::null_mut()),
+                0
+            );
+
+            openssl_sys::SSL_SESSION_free(session);
+            SSL_CTX_free(ctx);
+        }
+    }
 }

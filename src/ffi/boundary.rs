@@ -3,7 +3,7 @@
 //! its methods are the few shapes an export takes. Each checks for a
 //! release line passed straight through first, runs sesscache's part
 //! inside [`boundary`] (no panic ever unwinds into C) and hands a ctx this
-//! library did not set up (there should be none) to libssl unchanged.
+//! library did not set up (its state could not be stored) to libssl unchanged.
 
 use std::panic::AssertUnwindSafe;
 
@@ -150,6 +150,19 @@ impl<R: Copy, L: FnOnce(&Real) -> R> Export<R, L> {
         let answer = (this.libssl)(real);
         boundary((), || after(answer));
         answer
+    }
+
+    /// libssl's own function, then `after` when it answered 1 (success),
+    /// when `valid` (the caller's pointers are usable).
+    pub(crate) fn libssl_then_on_success(self, valid: bool, after: impl FnOnce()) -> R
+    where
+        R: PartialEq + From<bool>,
+    {
+        self.libssl_then(valid, |answer| {
+            if answer == R::from(true) {
+                after()
+            }
+        })
     }
 
     /// libssl's own function, after which `session` (unless NULL), if
