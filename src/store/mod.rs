@@ -78,9 +78,16 @@ pub trait Backend: Send + Sync {
     fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError>;
     /// A writer (see [`StoreWriter`]), its operations bounded likewise.
     fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError>;
-    /// Delivers messages published on `channel` until the connection fails
-    /// (then returns the error; the caller reconnects after a pause).
-    fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError;
+    /// Subscribes to `channel` (calling `subscribed` once the store has
+    /// taken the subscription), then delivers the messages published there
+    /// until the connection fails (then returns the error; the caller
+    /// reconnects after a pause).
+    fn listen(
+        &self,
+        channel: &str,
+        subscribed: &mut dyn FnMut(),
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> StoreError;
     /// Whether the store itself remembers that `key` was removed (a backend
     /// without announcements keeps such marks; consulted on local hits).
     fn was_deleted(&self, _key: &str) -> bool {
@@ -383,40 +390,90 @@ pub struct Remote {
     health: Health,
 }
 
-/// Whether the store answers: for the stats file, and said once on stderr
-/// when it first stops answering.
+/// What a store connection is used for. Each use answers or fails on its
+/// own: a store may take lookups and refuse the subscription (an ACL
+/// without the channel) or the changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Lookups,
+    Changes,
+    Announcements,
+}
+
+impl Role {
+    const ALL: [Role; 3] = [Role::Lookups, Role::Changes, Role::Announcements];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Lookups => "lookups",
+            Role::Changes => "changes",
+            Role::Announcements => "announcements",
+        }
+    }
+}
+
+/// Whether the store answers each use of it: for the stats file, and said
+/// once on stderr when it first stops answering.
 #[derive(Default)]
 struct Health {
-    down: AtomicBool,
-    reason: Mutex<String>,
+    roles: [RoleHealth; Role::ALL.len()],
     warned: AtomicBool,
 }
 
+#[derive(Default)]
+struct RoleHealth {
+    down: AtomicBool,
+    reason: Mutex<String>,
+}
+
 impl Health {
-    fn failed(&self, e: &StoreError) {
+    fn of(&self, role: Role) -> &RoleHealth {
+        &self.roles[role as usize]
+    }
+
+    fn failed(&self, role: Role, e: &StoreError) {
         let reason = printable(&e.0);
         if !self.warned.swap(true, Ordering::Relaxed) {
             say(&format!(
                 "sesscache: the store does not answer ({reason}); sessions are not shared while it does not (store_errors, store_status in SESSCACHE_STATS)"
             ));
         }
-        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
-        self.down.store(true, Ordering::Relaxed);
+        let of = self.of(role);
+        *of.reason.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        of.down.store(true, Ordering::Relaxed);
     }
 
-    fn answered(&self) {
-        if self.down.load(Ordering::Relaxed) {
-            self.down.store(false, Ordering::Relaxed);
+    fn answered(&self, role: Role) {
+        let of = self.of(role);
+        if of.down.load(Ordering::Relaxed) {
+            of.down.store(false, Ordering::Relaxed);
         }
     }
 
+    /// `ok` when every use last answered, else `unreachable: ` and the
+    /// failing uses with their last reason (uses failing alike named
+    /// together).
     fn status(&self) -> String {
-        if self.down.load(Ordering::Relaxed) {
-            let reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-            format!("unreachable: {reason}")
-        } else {
-            "ok".into()
+        let mut failing: Vec<(Vec<&str>, String)> = Vec::new();
+        for role in Role::ALL {
+            let of = self.of(role);
+            if !of.down.load(Ordering::Relaxed) {
+                continue;
+            }
+            let reason = of.reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            match failing.iter_mut().find(|(_, r)| *r == reason) {
+                Some((roles, _)) => roles.push(role.name()),
+                None => failing.push((vec![role.name()], reason)),
+            }
         }
+        if failing.is_empty() {
+            return "ok".into();
+        }
+        let parts: Vec<String> = failing
+            .iter()
+            .map(|(roles, reason)| format!("{}: {reason}", roles.join(", ")))
+            .collect();
+        format!("unreachable: {}", parts.join("; "))
     }
 }
 
@@ -445,6 +502,7 @@ fn say(message: &str) {
 /// A connection that is reopened after a failure, not before a pause that
 /// doubles with each failure (100 ms to 5 s).
 struct Link<C: ?Sized> {
+    role: Role,
     conn: Option<Box<C>>,
     retry_at: Option<std::time::Instant>,
     pause: Duration,
@@ -456,8 +514,9 @@ const READERS: usize = 4;
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
 impl<C: ?Sized> Link<C> {
-    fn new() -> Link<C> {
+    fn new(role: Role) -> Link<C> {
         Link {
+            role,
             conn: None,
             retry_at: None,
             pause: FIRST_PAUSE,
@@ -491,7 +550,7 @@ impl<C: ?Sized> Link<C> {
             Ok(v) => {
                 self.retry_at = None;
                 self.pause = FIRST_PAUSE;
-                health.answered();
+                health.answered(self.role);
                 Ok(v)
             }
             Err(e) => {
@@ -502,7 +561,7 @@ impl<C: ?Sized> Link<C> {
     }
 
     fn failed(&mut self, health: &Health, e: StoreError) -> StoreError {
-        health.failed(&e);
+        health.failed(self.role, &e);
         self.retry_at = Some(std::time::Instant::now() + self.pause);
         self.pause = (self.pause * 2).min(LONGEST_PAUSE);
         e
@@ -524,8 +583,10 @@ impl Remote {
             backend,
             keys: keys.into(),
             config,
-            readers: (0..READERS).map(|_| Mutex::new(Link::new())).collect(),
-            writer: Mutex::new(Link::new()),
+            readers: (0..READERS)
+                .map(|_| Mutex::new(Link::new(Role::Lookups)))
+                .collect(),
+            writer: Mutex::new(Link::new(Role::Changes)),
             queued: AtomicUsize::new(0),
             jobs,
             jobs_rx: Mutex::new(Some(jobs_rx)),
@@ -862,11 +923,15 @@ impl Remote {
         let mut pause = FIRST_PAUSE;
         loop {
             let mut delivered = false;
-            let error = self.backend.listen(&channel, &mut |m| {
-                delivered = true;
-                self.peer_message(m);
-            });
-            self.health.failed(&error);
+            let error = self.backend.listen(
+                &channel,
+                &mut || self.health.answered(Role::Announcements),
+                &mut |m| {
+                    delivered = true;
+                    self.peer_message(m);
+                },
+            );
+            self.health.failed(Role::Announcements, &error);
             pause = if delivered {
                 FIRST_PAUSE
             } else {

@@ -142,7 +142,12 @@ impl Backend for RedisBackend {
         Ok(Box::new(RedisWriter(conn)))
     }
 
-    fn listen(&self, channel: &str, deliver: &mut dyn FnMut(&[u8])) -> StoreError {
+    fn listen(
+        &self,
+        channel: &str,
+        subscribed: &mut dyn FnMut(),
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> StoreError {
         // A subscriber waits for messages, so its reads may block long; a
         // timeout still lets a dead connection be noticed and replaced.
         let mut conn = match self.open(Duration::from_secs(30)) {
@@ -155,6 +160,7 @@ impl Backend for RedisBackend {
         if let Err(e) = redis::cmd("SUBSCRIBE").arg(channel).exec(&mut conn) {
             return failed(e);
         }
+        subscribed();
         let mut pubsub = conn.as_pubsub();
         loop {
             match pubsub.get_message() {

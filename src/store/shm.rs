@@ -512,7 +512,12 @@ impl Backend for ShmBackend {
         Ok(Box::new(ShmConnection(self.0.clone())))
     }
 
-    fn listen(&self, _channel: &str, _deliver: &mut dyn FnMut(&[u8])) -> StoreError {
+    fn listen(
+        &self,
+        _channel: &str,
+        _subscribed: &mut dyn FnMut(),
+        _deliver: &mut dyn FnMut(&[u8]),
+    ) -> StoreError {
         StoreError("the shm store has no messages: removals are marks in the mapping".into())
     }
 

@@ -59,6 +59,7 @@ struct Memory {
     data: Mutex<HashMap<String, Vec<u8>>>,
     published: Mutex<Vec<Vec<u8>>>,
     down: AtomicBool,
+    subscription_refused: AtomicBool,
     gets: AtomicU64,
 }
 
@@ -121,8 +122,26 @@ impl Backend for MemoryBackend {
         check(&self.0)?;
         Ok(Box::new(MemoryConnection(Arc::clone(&self.0))))
     }
-    fn listen(&self, _channel: &str, _deliver: &mut dyn FnMut(&[u8])) -> StoreError {
-        StoreError("the tests deliver messages themselves".into())
+    /// Subscribed until the store goes down or refuses the subscription;
+    /// the tests deliver messages themselves.
+    fn listen(
+        &self,
+        _channel: &str,
+        subscribed: &mut dyn FnMut(),
+        _deliver: &mut dyn FnMut(&[u8]),
+    ) -> StoreError {
+        let refused = || self.0.subscription_refused.load(Ordering::SeqCst);
+        if let Err(e) = check(&self.0) {
+            return e;
+        }
+        if refused() {
+            return StoreError("NOPERM no permissions to access a channel".into());
+        }
+        subscribed();
+        while check(&self.0).is_ok() && !refused() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        StoreError("subscription lost".into())
     }
 }
 
@@ -418,14 +437,57 @@ fn settings_are_validated() {
 fn an_unreachable_store_shows_in_its_status_until_it_answers() {
     let memory = Arc::new(Memory::default());
     let r = remote(&memory, K1, false);
+    wait_for("the writer thread's connection", || {
+        r.writer.lock().unwrap().conn.is_some()
+    });
     assert_eq!(r.health.status(), "ok");
     memory.down.store(true, Ordering::SeqCst);
     assert!(r.read("t:x", false).is_err());
-    assert_eq!(r.health.status(), "unreachable: down");
+    assert_eq!(r.health.status(), "unreachable: lookups: down");
     memory.down.store(false, Ordering::SeqCst);
     std::thread::sleep(FIRST_PAUSE + Duration::from_millis(50));
     assert!(r.read("t:x", false).is_ok());
     assert_eq!(r.health.status(), "ok");
+}
+
+#[test]
+fn a_refused_subscription_shows_in_the_status_while_lookups_answer() {
+    let memory = Arc::new(Memory::default());
+    memory.subscription_refused.store(true, Ordering::SeqCst);
+    let r = remote(&memory, K1, true);
+    wait_for("the refusal in the status", || {
+        r.health.status() == "unreachable: announcements: NOPERM no permissions to access a channel"
+    });
+    assert!(r.read("t:x", false).is_ok());
+    r.session_removed(&session(9, b"c", 300).view().key().unwrap());
+    wait_for("the removal sent", || {
+        r.counters.deletes.load(Ordering::Relaxed) == 1
+    });
+    assert_eq!(
+        r.health.status(),
+        "unreachable: announcements: NOPERM no permissions to access a channel",
+        "lookups and changes answering do not hide the refused subscription"
+    );
+    memory.subscription_refused.store(false, Ordering::SeqCst);
+    wait_for("the status back to ok", || r.health.status() == "ok");
+}
+
+#[test]
+fn the_status_names_each_failing_use_once_per_reason() {
+    let health = Health::default();
+    assert_eq!(health.status(), "ok");
+    health.failed(Role::Changes, &StoreError("refused".into()));
+    health.failed(Role::Lookups, &StoreError("refused".into()));
+    health.failed(Role::Announcements, &StoreError("NOPERM".into()));
+    assert_eq!(
+        health.status(),
+        "unreachable: lookups, changes: refused; announcements: NOPERM"
+    );
+    health.answered(Role::Changes);
+    assert_eq!(
+        health.status(),
+        "unreachable: lookups: refused; announcements: NOPERM"
+    );
 }
 
 #[test]
