@@ -104,7 +104,7 @@ check: deps-build build lint test-rust test-c check-header test-stats
 # is the one c-tests/releases.txt gives.
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets --all-features -- -D warnings
 	@for f in tests/*.rs; do grep -q "^path = \"$$f\"" Cargo.toml \
 	  || { echo "$$f has no [[test]] or [[bench]] entry in Cargo.toml: cargo never runs it"; exit 1; }; done
 	c-tests/releases.sh --check-readme

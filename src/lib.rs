@@ -60,6 +60,7 @@ pub fn shm_check_file(path: &std::path::Path, size: usize) -> Result<String, Str
 /// hold times) for `make bench` (`examples/store_bench.rs`): `url` is `shm`
 /// (an anonymous mapping of `size` bytes) or a `redis://` URL. Returns one
 /// line of `name=value` fields.
+#[cfg(feature = "store-bench")]
 #[doc(hidden)]
 pub fn store_op_bench(
     url: &str,

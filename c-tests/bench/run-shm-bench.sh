@@ -36,7 +36,7 @@ fi
 mkdir -p "$out"
 $cc -O2 -Wall -Wextra -Werror -Iinclude -Ic-tests/bench c-tests/bench/bench_shm.c \
   -o "$out/bench_shm" -lssl -lcrypto -lpthread
-cargo build --release --quiet --example store_bench
+cargo build --release --quiet --features store-bench --example store_bench
 store_bench=$root/target/release/examples/store_bench
 raw=$out/shm-raw.txt
 : >"$raw"

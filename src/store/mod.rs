@@ -13,6 +13,7 @@
 //! go through a bounded queue to a background thread (overflow is dropped
 //! and counted). Backends plug in behind [`Backend`].
 
+#[cfg(feature = "store-bench")]
 pub mod bench;
 pub mod redis;
 pub mod seal;

@@ -429,6 +429,7 @@ impl ShmBackend {
     }
 }
 
+#[cfg(feature = "store-bench")]
 impl ShmBackend {
     /// For the benchmark: how long a lookup and a publish of `key` hold its
     /// shard's lock (the shard operation, timed inside the lock), in ns.
