@@ -7,8 +7,9 @@
  * The _ex forms (3.3: SSL_SESSION_get/set_time_ex; 3.4:
  * SSL_CTX_flush_sessions_ex) are used where the headers have them. Then:
  * adding the session already cached (3.0 re-links it, 3.5.7 and later
- * leave it in place), and a get callback that returns a session with
- * another ID than the one offered.
+ * leave it in place), a get callback that returns a session with
+ * another ID than the one offered, and the clock of
+ * SSL_SESS_CACHE_UPDATE_TIME.
  */
 #include <openssl/ssl.h>
 #include "sesscache.h"
@@ -17,6 +18,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #define V12 TLS1_2_VERSION
 
@@ -212,6 +214,66 @@ static void test_other_id(void)
     SSL_CTX_free(cctx);
 }
 
+/* A session made now, keeping the fraction of a second of its creation
+ * time where libssl keeps one (3.3 and later). */
+static SSL_SESSION *fresh_session(unsigned char idbyte, long timeout)
+{
+    unsigned char id[32];
+    SSL_SESSION *s = SSL_SESSION_new();
+
+    memset(id, 0xA5, sizeof(id));
+    id[0] = idbyte;
+    if (s == NULL || !SSL_SESSION_set1_id(s, id, sizeof(id))
+        || !SSL_SESSION_set_protocol_version(s, V12)
+        || !SSL_SESSION_set_timeout(s, timeout))
+        setup_failed("fresh_session");
+    return s;
+}
+
+/* SSL_SESS_CACHE_UPDATE_TIME gives a session the cache's clock when it is
+ * added: seconds on 3.0, microseconds on 3.3 and later. A session made
+ * earlier in the same second and added without it (its own time) expires
+ * no later than the one added with it, so a full cache evicts it first on
+ * every line. Tried until both fall in the same second. */
+static void test_update_time_clock(void)
+{
+    SSL_CTX *ctx = NULL;
+    SSL_SESSION *a = NULL, *b = NULL, *c;
+    int tries;
+
+    section("UPDATE_TIME's clock against a session made in the same second");
+    for (tries = 0; tries < 50; tries++) {
+        ctx = new_server_ctx(0, 0);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, 3);
+        a = fresh_session(0x40, 300);
+        b = make_session(0x41, 32, V12, 0, 300);
+        CHECK_SETUP(SSL_CTX_add_session(ctx, a) == 1);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER
+                                       | SSL_SESS_CACHE_UPDATE_TIME);
+        CHECK_SETUP(SSL_CTX_add_session(ctx, b) == 1);
+        if (get_time(a) == get_time(b))
+            break;
+        SSL_SESSION_free(a);
+        SSL_SESSION_free(b);
+        SSL_CTX_free(ctx);
+        ctx = NULL;
+    }
+    CHECK_SETUP(ctx != NULL);
+    cbc_reset();
+    set_cbs(ctx, 'A', 0, 1, 0);
+    printf("made first, added without UPDATE_TIME: %s\n", slabel(a));
+    printf("added with UPDATE_TIME in the same second: %s\n", slabel(b));
+    printf("number=%ld\n", SSL_CTX_sess_number(ctx));
+    c = make_session(0x42, 32, V12, 100, 300);
+    add(ctx, c);
+    flush_at(ctx, 0, "0");
+    SSL_SESSION_free(a);
+    SSL_SESSION_free(b);
+    SSL_SESSION_free(c);
+    free_ctx(ctx);
+}
+
 int main(void)
 {
     common_init();
@@ -220,6 +282,7 @@ int main(void)
     test_ctx_timeout();
     test_readd_order();
     test_other_id();
+    test_update_time_clock();
     common_cleanup();
     printf("end\n");
     return 0;

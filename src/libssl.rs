@@ -541,6 +541,26 @@ impl Session {
         }
     }
 
+    /// Gives the session the time now, as libssl's cache does under
+    /// `SSL_SESS_CACHE_UPDATE_TIME`: `time(NULL)` on a libssl that keeps
+    /// seconds; on one that keeps nanoseconds, its microsecond clock where
+    /// the place of the session's time is known, else whole seconds.
+    pub fn set_time_now(self) {
+        match running_behaviour().clock {
+            release::SessionClock::Seconds => self.set_time_in_libssl(now() as c_long),
+            release::SessionClock::Nanoseconds => {
+                let (seconds, micros) = now_micros();
+                self.set_time_in_libssl(seconds as c_long);
+                let nanos = seconds
+                    .checked_mul(release::NANOS)
+                    .and_then(|n| n.checked_add(micros * 1_000));
+                if let Some(nanos) = nanos {
+                    ossl_time::set_time(self, seconds, nanos);
+                }
+            }
+        }
+    }
+
     pub fn is_resumable(self) -> bool {
         // SAFETY: live session.
         unsafe { SSL_SESSION_is_resumable(self.as_ptr()) == 1 }
@@ -771,6 +791,20 @@ pub fn tls_method() -> *const SSL_METHOD {
 pub fn now() -> i64 {
     // SAFETY: time(NULL) has no preconditions.
     unsafe { libc::time(std::ptr::null_mut()) }
+}
+
+/// The time as libssl 3.3 and later read it (`gettimeofday`): whole
+/// seconds and microseconds.
+fn now_micros() -> (u64, u64) {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: fills our timeval; no time zone asked for.
+    if unsafe { libc::gettimeofday(&mut tv, std::ptr::null_mut()) } != 0 || tv.tv_sec <= 0 {
+        return (0, 0);
+    }
+    (tv.tv_sec as u64, tv.tv_usec.max(0) as u64)
 }
 
 /// The file name of the loaded object that contains `addr`.

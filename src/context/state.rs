@@ -175,7 +175,7 @@ impl CtxState {
     pub fn add_session(&self, sess: Session) -> bool {
         let ctx = self.own_ctx();
         if self.mode() & SESS_CACHE_UPDATE_TIME != 0 {
-            sess.set_time_in_libssl(libssl::now() as c_long);
+            sess.set_time_now();
         }
         // A session marked not resumable is parked as well; the lock keeps
         // a removal from seeing it in our cache before it is in libssl's

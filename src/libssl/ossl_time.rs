@@ -48,20 +48,57 @@ pub fn calc_timeout(sess: Session) -> Option<u64> {
     Some(unsafe { words(sess, offset) }?[2])
 }
 
-/// The three words at `offset` from the session-ID context of `sess`.
+/// Gives the session `time` (nanoseconds) and the `calc_timeout` libssl
+/// derives from it, as libssl's own cache does under
+/// `SSL_SESS_CACHE_UPDATE_TIME`. `whole_seconds` is the time the session
+/// was just given through libssl's setter: the words are written only if
+/// the learnt place holds exactly that time, its timeout and their sum
+/// (false otherwise, nothing written).
+pub fn set_time(sess: Session, whole_seconds: u64, time: u64) -> bool {
+    let Some(offset) = *OFFSET.get_or_init(learn) else {
+        return false;
+    };
+    // SAFETY: an offset inside the window (see `learn`).
+    let (Some(p), Some([timeout, was, calc])) = (unsafe { place(sess, offset) }, unsafe {
+        words(sess, offset)
+    }) else {
+        return false;
+    };
+    if Some(was) != whole_seconds.checked_mul(NANOS) || calc != timeout.saturating_add(was) {
+        return false;
+    }
+    // SAFETY: the place just read and found holding this session's time
+    // and expiry (aligned, inside the live session); the session is held
+    // by the caller, and libssl itself writes these words of a session it
+    // does not cache without a lock.
+    unsafe {
+        std::ptr::write_volatile(p.add(1), time);
+        std::ptr::write_volatile(p.add(2), timeout.saturating_add(time));
+    }
+    true
+}
+
+/// The address `offset` bytes after the session-ID context of `sess`, if
+/// aligned for the words.
 ///
 /// # Safety
 /// `offset + 24` bytes after the context lie inside the session: true for
 /// every offset below `WINDOW`, in every layout the window is for.
-unsafe fn words(sess: Session, offset: usize) -> Option<[u64; 3]> {
+unsafe fn place(sess: Session, offset: usize) -> Option<*mut u64> {
     let mut len: c_uint = 0;
     // SAFETY: live session; libssl returns the address of its own buffer.
     let base = unsafe { sys::SSL_SESSION_get0_id_context(sess.as_ptr(), &mut len) } as usize;
     let at = base.checked_add(offset)?;
-    if base == 0 || at % 8 != 0 {
-        return None;
-    }
-    let p = at as *const u64;
+    (base != 0 && at % 8 == 0).then_some(at as *mut u64)
+}
+
+/// The three words at `offset` from the session-ID context of `sess`.
+///
+/// # Safety
+/// As [`place`].
+unsafe fn words(sess: Session, offset: usize) -> Option<[u64; 3]> {
+    // SAFETY: per the contract.
+    let p = unsafe { place(sess, offset) }?;
     // SAFETY: aligned, inside the live session per the contract; libssl
     // writes these words under its lock, a read sees either value.
     Some(unsafe {
