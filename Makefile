@@ -20,8 +20,9 @@
 #   make test-releases  the C differential tests against every release
 #                 line and link style of c-tests/releases.txt (the machine's
 #                 libssl 3.0, and 3.0, 3.5, 3.6, 4.0 each built once from
-#                 Debian's source into /var/cache/sesscache-openssl, ~5
-#                 minutes each on two idle cores): exact where the file
+#                 Debian's source, 4.0.3 from the openssl-src crate, into
+#                 /var/cache/sesscache-openssl, ~5 minutes each on two idle
+#                 cores): exact where the file
 #                 says so (under valgrind), passed through elsewhere
 #                 (RELEASES=3.5 or RELEASES=4.0/-Bsymbolic for some)
 #   make test-bsymbolic  the same for the entries linked -Bsymbolic

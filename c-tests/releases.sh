@@ -250,10 +250,10 @@ check_entry() {
 results=()
 failed=0
 for i in "${selected[@]}"; do
-    name="${E_LINE[$i]} ${E_LINK[$i]}"
+    name="${E_LINE[$i]} ${E_LINK[$i]} ($(built_of "$i"))"
     start=$SECONDS
     echo "== OpenSSL $name (${E_EXPECT[$i]})"
-    build="$REPO/target/c-tests-${E_LINE[$i]}-${E_LINK[$i]#-}$(reported_of "$i" | sed 's/^./-as-&/')"
+    build="$REPO/target/c-tests-release-$(built_of "$i")$(reported_of "$i" | sed 's/^./-as-&/')"
     dir=""
     if [ "$(built_of "$i")" != system ]; then
         if ! dir="$("$REPO/c-tests/release-openssl.sh" "$(built_of "$i")")"; then
