@@ -106,9 +106,11 @@ free_port() {
 
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
+# REDIS_EXTRA: more redis-server arguments (an array)
+REDIS_EXTRA=()
 redis_start() {
     redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$REDIS_PORT" \
-        --daemonize no --protected-mode yes >>"$W/redis.log" 2>&1 &
+        --daemonize no --protected-mode yes "${REDIS_EXTRA[@]}" >>"$W/redis.log" 2>&1 &
     REDIS_PID=$!
     local i
     for i in $(seq 1 100); do
@@ -596,24 +598,31 @@ if want 7; then
     verdict "7-libssl-single-use" "$([ "$first" = 1 ] && [ "$second" = 0 ] && echo 0 || echo 1)" \
         "plain libssl, one server: first offer early data accepted=$first (need 1), second offer resumed=$second (need 0)"
 
-    new_case c7
-    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server A 1.3 ctxA
-    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server B 1.3 ctxA
-    SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server C 1.3 ctxA
-    twice=0 once=0 never=0 twice_local=0
-    for i in $(seq 1 100); do
-        maker=A
-        [ $((i % 2)) = 0 ] && maker=C
-        early_make "${SPORT[$maker]}" "$d/sess.pem"
-        for s in A B; do early_offer "${SPORT[$s]}" "$d/sess.pem" "$d/$s.out" early & done
-        wait $(jobs -p | tail -2) 2>/dev/null || true
-        n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
-        case $n in
-            0) never=$((never + 1)) ;;
-            1) once=$((once + 1)) ;;
-            *) twice=$((twice + 1)); [ "$maker" = A ] && twice_local=$((twice_local + 1)) ;;
-        esac
-    done
+    # early_race TRIES: early-data servers A, B and C; each try makes one
+    # session (on A or on C in turn) and offers it with early data to A and
+    # B at once; counts in twice, once, never and twice_local (made on A)
+    early_race() {
+        new_case c7
+        SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server A 1.3 ctxA
+        SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server B 1.3 ctxA
+        SERVER_ENV=STORE_SERVER_EARLY_DATA=1 start_server C 1.3 ctxA
+        twice=0 once=0 never=0 twice_local=0
+        local i maker s n
+        for i in $(seq 1 "$1"); do
+            maker=A
+            [ $((i % 2)) = 0 ] && maker=C
+            early_make "${SPORT[$maker]}" "$d/sess.pem"
+            for s in A B; do early_offer "${SPORT[$s]}" "$d/sess.pem" "$d/$s.out" early & done
+            wait $(jobs -p | tail -2) 2>/dev/null || true
+            n=$({ grep -l 'Early data was accepted' "$d/A.out" "$d/B.out" 2>/dev/null || true; } | wc -l)
+            case $n in
+                0) never=$((never + 1)) ;;
+                1) once=$((once + 1)) ;;
+                *) twice=$((twice + 1)); [ "$maker" = A ] && twice_local=$((twice_local + 1)) ;;
+            esac
+        done
+    }
+    early_race 100
     resumed_plain=0
     for i in $(seq 1 20); do
         early_make "${SPORT[A]}" "$d/sess.pem"
@@ -626,6 +635,21 @@ if want 7; then
         "100 tries of one session offered with early data to A and B at once (made on A in 50, on C in 50): accepted by both in $twice (need 0; $twice_local of them made on A), by one in $once (need > 0), by neither in $never; $(store_stats A) $(store_stats B)"
     verdict "7-resume-without-early-data" "$([ "$resumed_plain" -ge 19 ] && echo 0 || echo 1)" \
         "early-data servers, a session made on A offered to B without early data: resumed $resumed_plain of 20 (need >= 19) redis_keys=$keys"
+
+    # A Redis without GETDEL (as before 6.2; here the command is renamed
+    # away): the take is a script, as atomic.
+    redis_kill9
+    REDIS_EXTRA=(--rename-command GETDEL '""')
+    redis_start
+    getdel=$(rcli GETDEL nothing 2>&1 || true)
+    early_race 50
+    said=$(cat "${SDIR[A]}/stderr" "${SDIR[B]}/stderr" | grep -c 'the store does not answer' || true)
+    stop_all
+    verdict "7-early-data-single-use-without-getdel" "$([[ "$getdel" == *"unknown command"* ]] && [ "$twice" = 0 ] && [ "$once" -gt 0 ] && [ "$said" = 0 ] && echo 0 || echo 1)" \
+        "GETDEL answered '$getdel' (need unknown command); 50 tries at once on A and B: accepted by both in $twice (need 0), by one in $once (need > 0), by neither in $never; said the store does not answer: $said (need 0); $(store_stats A) $(store_stats B)"
+    redis_kill9
+    REDIS_EXTRA=()
+    redis_start
 
     new_case c7-plain
     start_server A 1.3 ctxA

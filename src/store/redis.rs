@@ -67,20 +67,42 @@ impl RedisBackend {
     }
 }
 
-struct RedisConnection(Connection);
+struct RedisConnection {
+    conn: Connection,
+    /// The server does not know GETDEL (Redis before 6.2): takes run
+    /// [`TAKE_SCRIPT`] instead.
+    without_getdel: bool,
+}
+
+/// GETDEL as a script, for a Redis without it: a script runs with no other
+/// client's command between its calls, so the take stays atomic.
+const TAKE_SCRIPT: &str =
+    "local v = redis.call('GET', KEYS[1]) if v then redis.call('DEL', KEYS[1]) end return v";
+
+fn is_unknown_command(e: &redis::RedisError) -> bool {
+    e.code() == Some("ERR") && e.to_string().contains("unknown command")
+}
 
 impl StoreConnection for RedisConnection {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         redis::cmd("GET")
             .arg(key)
-            .query(&mut self.0)
+            .query(&mut self.conn)
             .map_err(failed)
     }
 
     fn take(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        redis::cmd("GETDEL")
+        if !self.without_getdel {
+            match redis::cmd("GETDEL").arg(key).query(&mut self.conn) {
+                Err(e) if is_unknown_command(&e) => self.without_getdel = true,
+                answer => return answer.map_err(failed),
+            }
+        }
+        redis::cmd("EVAL")
+            .arg(TAKE_SCRIPT)
+            .arg(1)
             .arg(key)
-            .query(&mut self.0)
+            .query(&mut self.conn)
             .map_err(failed)
     }
 }
@@ -121,7 +143,10 @@ impl StoreWriter for RedisWriter {
 
 impl Backend for RedisBackend {
     fn connect(&self) -> Result<Box<dyn StoreConnection>, StoreError> {
-        Ok(Box::new(RedisConnection(self.open(self.timeout)?)))
+        Ok(Box::new(RedisConnection {
+            conn: self.open(self.timeout)?,
+            without_getdel: false,
+        }))
     }
 
     fn connect_writer(&self) -> Result<Box<dyn StoreWriter>, StoreError> {
