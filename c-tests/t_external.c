@@ -12,6 +12,8 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 enum prep {
     PREP_NONE,
@@ -66,6 +68,21 @@ static void print_store(void)
         print_sess("  stored", store_get(i));
 }
 
+/* On 3.3 and later a session decoded from DER has a whole-second time and
+ * sorts before sessions that handshakes made in the same second, but after
+ * those of the second before: a case that caches decoded sessions starts at
+ * the beginning of a second, so that its handshakes share one second in
+ * every run (they take well under one, under valgrind too). */
+static void start_in_a_new_second(void)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30300000L
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    usleep((useconds_t)(1000000 - tv.tv_usec) + 1000);
+#endif
+}
+
 static void run_case(const struct ext_case *c, SSL_CTX *cctx)
 {
     SSL_CTX *sctx = new_server_ctx(c->ver, c->ver);
@@ -84,6 +101,8 @@ static void run_case(const struct ext_case *c, SSL_CTX *cctx)
     cbc.get_mode = c->get_mode;
     set_cbs(sctx, 'A', 1, 1, 1);
 
+    if (c->get_mode == GET_DER)
+        start_in_a_new_second();
     handshake(sctx, cctx, NULL, &r1);
     print_stats(sctx);
     print_store();
