@@ -501,7 +501,8 @@ mod tests {
 
     /// A ctx that this library did not set up (made by libssl's own
     /// `SSL_CTX_new_ex`, which never reaches our export) keeps libssl's own
-    /// callbacks and cache through every kind of export.
+    /// callbacks and cache through the callback, add, remove, ctrl and free
+    /// exports.
     #[test]
     fn a_ctx_without_state_is_served_by_libssl() {
         let real = real().expect("the test binary links libssl");

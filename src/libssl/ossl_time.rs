@@ -53,19 +53,19 @@ pub fn calc_timeout(sess: Session) -> Option<u64> {
 /// `SSL_SESS_CACHE_UPDATE_TIME`. `whole_seconds` is the time the session
 /// was just given through libssl's setter: the words are written only if
 /// the learnt place holds exactly that time, its timeout and their sum
-/// (false otherwise, nothing written).
-pub fn set_time(sess: Session, whole_seconds: u64, time: u64) -> bool {
+/// (otherwise nothing is written and the time stays whole seconds).
+pub fn set_time(sess: Session, whole_seconds: u64, time: u64) {
     let Some(offset) = *OFFSET.get_or_init(learn) else {
-        return false;
+        return;
     };
     // SAFETY: an offset inside the window (see `learn`).
     let (Some(p), Some([timeout, was, calc])) = (unsafe { place(sess, offset) }, unsafe {
         words(sess, offset)
     }) else {
-        return false;
+        return;
     };
     if Some(was) != whole_seconds.checked_mul(NANOS) || calc != timeout.saturating_add(was) {
-        return false;
+        return;
     }
     // SAFETY: the place just read and found holding this session's time
     // and expiry (aligned, inside the live session); the session is held
@@ -75,7 +75,6 @@ pub fn set_time(sess: Session, whole_seconds: u64, time: u64) -> bool {
         std::ptr::write_volatile(p.add(1), time);
         std::ptr::write_volatile(p.add(2), timeout.saturating_add(time));
     }
-    true
 }
 
 /// The address `offset` bytes after the session-ID context of `sess`, if
