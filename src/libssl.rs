@@ -233,7 +233,7 @@ pub fn release_served(version_num: u64) -> bool {
     ReleaseBehaviour::of_served(version_num).is_some()
 }
 
-/// The line said on stderr when the running libssl is not covered.
+/// The line said on stderr when the running libssl is not a served release.
 fn pass_through_message(version_num: u64) -> String {
     let seen = format!(
         "OpenSSL {} ({version_num:#010x})",
@@ -243,7 +243,7 @@ fn pass_through_message(version_num: u64) -> String {
         "sesscache: the running libssl is {seen}, not a release sesscache is exact on ({}): \
          every call passes straight through to libssl and its own session cache \
          (see \"Release lines\" in sesscache's README)",
-        release::covered_text()
+        release::served_text()
     )
 }
 
@@ -848,7 +848,7 @@ mod tests {
 
     #[test]
     fn the_test_process_libssl_is_served() {
-        // The test binary runs on the machine's libssl, a covered line.
+        // The test binary runs on the machine's libssl, a served release.
         let v = sys::openssl_version_num().expect("libcrypto is loaded");
         assert_eq!(serving(), release_served(v));
     }

@@ -96,7 +96,7 @@ impl ServedReleases {
 }
 
 /// How the served releases are named to a user.
-pub fn covered_text() -> String {
+pub fn served_text() -> String {
     let named: Vec<String> = SERVED_RELEASES.iter().map(ServedReleases::text).collect();
     named.join(", ")
 }
@@ -254,7 +254,7 @@ mod tests {
             assert!(!served(v), "{}", version_text(v));
         }
         assert_eq!(
-            covered_text(),
+            served_text(),
             "3.0, 3.5.7 and later 3.5, 3.6.3 to 3.6.4, 4.0.2 and later 4.0"
         );
         assert_eq!(version_text(V3_5_7), "3.5.7");
